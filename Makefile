@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install system-deps demo test dev bench clean
+
+# Debian's Chromium and its chromedriver: the scraper drives them; nothing is downloaded at run time.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# The stamp makes `install` idempotent; it is remade when pyproject.toml changes.
+$(VENV)/.install-stamp: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: system-deps $(VENV)/.install-stamp
+
+demo: install
+	$(PY) -m fashion_pipeline.demo
+
+test: install
+	$(PY) -m pytest -q
+
+dev: install
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+bench: install
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf data storage history logs schedules compute_logs .logs_queue .nux .telemetry
