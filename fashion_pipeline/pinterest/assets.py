@@ -1,0 +1,294 @@
+"""Dagster layer of the Pinterest stage: ``pinterest_images`` (one partition per brand), its job,
+the weekly re-scrape schedule, and the ``pinterest`` scraper resource (embedded site or live)."""
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from fashion_pipeline.common.render import grid_markdown
+from fashion_pipeline.common.resources import DataRoot
+from fashion_pipeline.pinterest.brands import Brand, brand_by_slug, load_brands
+from fashion_pipeline.pinterest.download import (
+    ASSET_NAME, FAILURE_REASONS, BrandStore, DownloadReport, DownloadSettings, PinOutcome, download_pins,
+)
+from fashion_pipeline.pinterest.scraper import ScrapeResult, ScrollSettings, Selectors, login, scroll_and_collect
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://www.pinterest.com"
+SCRAPE_CRON_ENV_VAR = "FASHION_PIPELINE_SCRAPE_CRON"
+MODE_ENV_VAR = "FASHION_PIPELINE_PINTEREST_MODE"
+DEFAULT_SCRAPE_CRON = "0 3 * * 1"  # Mondays 03:00: boards grow slowly, weekly is polite enough
+# The embedded site accepts any account; these only exercise the same login code path.
+EMBEDDED_DEMO_LOGIN = ("demo@fashion-pipeline.local", "embedded-site")
+
+# Partition keys come from the brands file when the code location loads; edit the file, reload.
+BRANDS: list[Brand] = load_brands()
+BRAND_PARTITIONS = dg.StaticPartitionsDefinition([brand.slug for brand in BRANDS])
+
+
+# ---- embedded site: one per process and configuration, shared by consecutive runs -------------
+_sites: dict[tuple, object] = {}
+_sites_lock = threading.Lock()
+
+
+def _embedded_site(root: Path, pins_per_board: int, seed: int, latency_s: float):
+    from fashion_pipeline.pinterest.site import EmbeddedPinterestSite
+
+    key = (str(root), pins_per_board, seed, latency_s)
+    with _sites_lock:
+        if key not in _sites:
+            # Every brand of the file, not only this run's: cross-brand duplicates stay the same.
+            site = EmbeddedPinterestSite(
+                root, [brand.name for brand in load_brands()], pins_per_board=pins_per_board, seed=seed, latency_s=latency_s
+            )
+            site.start()
+            atexit.register(site.stop)
+            _sites[key] = site
+        return _sites[key]
+
+
+@dataclass
+class BrowseSession:
+    """An open browser (logged in or not) plus where each brand's pins are."""
+
+    driver: object
+    base_url: str
+    logged_in: bool
+    embedded_site: object | None
+    selectors: Selectors
+
+    def source_url(self, brand: Brand) -> str:
+        if self.embedded_site is not None:
+            return self.embedded_site.board_url(brand.name)
+        return brand.source_url(self.base_url)
+
+    def scrape(self, brand: Brand, settings: ScrollSettings) -> ScrapeResult:
+        return scroll_and_collect(self.driver, self.source_url(brand), settings, self.selectors)
+
+
+class PinterestScraper(dg.ConfigurableResource):
+    """Selenium on headless Debian Chromium, against the embedded local site or pinterest.com.
+
+    Credentials are read from the environment at run time (``PINTEREST_EMAIL`` and
+    ``PINTEREST_PASSWORD`` by default), never from config, so they never reach logs or run config.
+    """
+
+    mode: str = Field(default="embedded", description="'embedded' (local site, started on demand) or 'live'")
+    base_url: Optional[str] = Field(default=None, description="live mode: defaults to $PINTEREST_BASE_URL, then pinterest.com")
+    login: str = Field(default="auto", description="'auto' (log in when credentials are set), 'always' or 'never'")
+    email_env_var: str = "PINTEREST_EMAIL"
+    password_env_var: str = "PINTEREST_PASSWORD"
+    scroll_pause_s: Optional[float] = Field(default=None, description="longest wait after a scroll; default 0.3 s embedded, 2 s live")
+    embedded_seed: int = 0
+    embedded_latency_s: float = Field(default=0.0, description="embedded mode: added latency per response (realism)")
+    selector_pin: str = Selectors.pin
+    selector_end_of_board: str = Selectors.end_of_board
+    selector_login_email: str = Selectors.login_email
+    selector_login_password: str = Selectors.login_password
+    selector_login_submit: str = Selectors.login_submit
+
+    def default_scroll_pause_s(self) -> float:
+        if self.scroll_pause_s is not None:
+            return self.scroll_pause_s
+        return 0.3 if self.mode == "embedded" else 2.0
+
+    def _selectors(self) -> Selectors:
+        return Selectors(
+            pin=self.selector_pin, end_of_board=self.selector_end_of_board, login_email=self.selector_login_email,
+            login_password=self.selector_login_password, login_submit=self.selector_login_submit,
+        )
+
+    def _credentials(self) -> tuple[str, str] | None:
+        email, password = os.environ.get(self.email_env_var), os.environ.get(self.password_env_var)
+        if email and password:
+            return email, password
+        if self.mode == "embedded":
+            return EMBEDDED_DEMO_LOGIN
+        if self.login == "always":
+            raise RuntimeError(f"login='always' but ${self.email_env_var} / ${self.password_env_var} are not both set")
+        return None
+
+    @contextlib.contextmanager
+    def browse(self, data_root: Path, pins_per_board: int) -> Iterator[BrowseSession]:
+        if self.mode not in ("embedded", "live"):
+            raise ValueError(f"pinterest resource: mode must be 'embedded' or 'live', not {self.mode!r}")
+        site = None
+        if self.mode == "embedded":
+            site = _embedded_site(data_root / "pinterest_site", pins_per_board, self.embedded_seed, self.embedded_latency_s)
+            base_url = site.base_url
+        else:
+            base_url = self.base_url or os.environ.get("PINTEREST_BASE_URL") or DEFAULT_BASE_URL
+        from fashion_pipeline.common.browser import chrome_driver
+
+        driver = chrome_driver()
+        try:
+            credentials = self._credentials() if self.login != "never" else None
+            if credentials:
+                login(driver, base_url, *credentials, selectors=self._selectors())
+            yield BrowseSession(driver, base_url, credentials is not None, site, self._selectors())
+        finally:
+            driver.quit()
+
+
+class PinterestImagesConfig(dg.Config):
+    """Scrape and download settings; the thesis scrolled with a max-iterations cap and persistence."""
+
+    max_iterations: int = Field(default=300, description="scroll rounds at most")
+    persistence: int = Field(default=5, description="stop after this many rounds without a new pin")
+    scroll_pause_s: Optional[float] = Field(default=None, description="override the resource's wait after a scroll")
+    max_pins: int = Field(default=0, description="stop collecting after this many pins; 0 = the whole board")
+    embedded_pins_per_board: int = Field(default=300, description="embedded mode: pins on each brand board (thesis: 300-700)")
+    max_workers: int = Field(default=8, description="concurrent downloads")
+    requests_per_second: float = Field(default=10.0, description="global politeness limit; <= 0 disables it")
+    max_attempts: int = Field(default=5, description="tries per URL on 429 / 5xx / timeout")
+    backoff_base_s: float = 0.5
+    timeout_s: float = 20.0
+    max_megabytes: float = 30.0
+    max_megapixels: float = 60.0
+    thumbnails: int = Field(default=16, description="images in the metadata grid")
+
+    def scroll_settings(self, default_pause_s: float) -> ScrollSettings:
+        pause = self.scroll_pause_s if self.scroll_pause_s is not None else default_pause_s
+        return ScrollSettings(self.max_iterations, self.persistence, pause, max_pins=self.max_pins)
+
+    def download_settings(self) -> DownloadSettings:
+        return DownloadSettings(
+            max_workers=self.max_workers, requests_per_second=self.requests_per_second,
+            max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s, timeout_s=self.timeout_s,
+            max_bytes=int(self.max_megabytes * 1024 * 1024), max_pixels=int(self.max_megapixels * 1_000_000),
+        )
+
+
+def _progress_logger(context: dg.AssetExecutionContext, total: int):
+    done = {"n": 0}
+
+    def on_outcome(outcome: PinOutcome) -> None:
+        done["n"] += 1
+        if outcome.reason:
+            context.log.debug(f"pin {outcome.pin.pin_id}: {outcome.detail}")
+        if done["n"] % 50 == 0 or done["n"] == total:
+            context.log.info(f"{done['n']}/{total} pins handled")
+
+    return on_outcome
+
+
+def verify_manifest(store: BrandStore) -> tuple[bool, dict]:
+    """Every row points at an existing file whose name and bytes match its sha256; ids unique."""
+    frame = store.load_manifest()
+    duplicate_ids = int(frame["pin_id"].duplicated().sum())
+    missing = mismatched = 0
+    for rel, digest in zip(frame["file_path"], frame["sha256"]):
+        path = store.data_root / rel
+        if not path.exists():
+            missing += 1
+        elif path.stem != digest or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            mismatched += 1
+    passed = len(frame) > 0 and duplicate_ids == missing == mismatched == 0
+    return passed, {"rows": len(frame), "duplicate_pin_ids": duplicate_ids, "missing_files": missing, "hash_mismatches": mismatched}
+
+
+def _thumbnails(report: DownloadReport, store: BrandStore, count: int) -> str:
+    files = report.new_files[:count]
+    if len(files) < count and store.manifest_path.exists():
+        files += [f for f in store.load_manifest()["file_path"].head(count) if f not in files][: count - len(files)]
+    return grid_markdown([store.data_root / rel for rel in files], ncols=8, alt="pins")
+
+
+def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, started: float, grid: str, store: BrandStore) -> dict:
+    metadata = {
+        "pins_found": scrape_count(scrape),
+        "files_downloaded": report.files_downloaded,
+        "files_already_present": report.files_already_present,
+        "failures_total": sum(report.failures.values()),
+        **{f"failures_{reason}": report.failures.get(reason, 0) for reason in FAILURE_REASONS},
+        "manifest_rows": report.manifest_rows,
+        "scroll_rounds": scrape.rounds,
+        "stopped_because": scrape.stopped_because,
+        "reached_end_of_board": scrape.reached_end_of_board,
+        "logged_in": logged_in,
+        "scrape_seconds": round(scrape.duration_s, 2),
+        "download_seconds": round(report.duration_s, 2),
+        "duration_seconds": round(time.monotonic() - started, 2),
+        "manifest_path": dg.MetadataValue.path(str(store.manifest_path)),
+        "thumbnails": dg.MetadataValue.md(grid),
+    }
+    return metadata
+
+
+def scrape_count(scrape: ScrapeResult) -> int:
+    return len(scrape.pins)
+
+
+@dg.asset(
+    partitions_def=BRAND_PARTITIONS,
+    group_name="pinterest",
+    kinds={"selenium", "parquet"},
+    check_specs=[dg.AssetCheckSpec("manifest_consistent", asset=ASSET_NAME, blocking=True,
+                                   description="unique pin ids; every file exists and matches its sha256")],
+    description="Runway pins of one brand: scraped with Selenium, originals downloaded, Parquet manifest.",
+)
+def pinterest_images(
+    context: dg.AssetExecutionContext, config: PinterestImagesConfig, data_root: DataRoot, pinterest: PinterestScraper
+) -> dg.MaterializeResult:
+    started = time.monotonic()
+    brand = brand_by_slug(context.partition_key)
+    with pinterest.browse(data_root.path, config.embedded_pins_per_board) as session:
+        context.log.info(f"{brand.name}: scrolling {session.source_url(brand)} (logged in: {session.logged_in})")
+        scrape = session.scrape(brand, config.scroll_settings(pinterest.default_scroll_pause_s()))
+    context.log.info(f"{brand.name}: {len(scrape.pins)} pins ({scrape.stopped_because}); downloading")
+    report = download_pins(
+        scrape.pins, brand.slug, data_root.path, config.download_settings(), on_outcome=_progress_logger(context, len(scrape.pins))
+    )
+    store = BrandStore(data_root.path, brand.slug)
+    passed, check_metadata = verify_manifest(store)
+    grid = _thumbnails(report, store, config.thumbnails)
+    return dg.MaterializeResult(
+        metadata=_metadata(scrape, report, session.logged_in, started, grid, store),
+        check_results=[dg.AssetCheckResult(check_name="manifest_consistent", passed=passed, metadata=check_metadata)],
+    )
+
+
+pinterest_scrape_job = dg.define_asset_job(
+    "pinterest_scrape_job",
+    selection=[pinterest_images],
+    partitions_def=BRAND_PARTITIONS,
+    description="Scrape one brand (pick a partition in the Launchpad) or all of them (backfill / schedule).",
+)
+
+# A static partitions definition has no natural cadence, so the cron is explicit; each tick
+# requests one run per brand, and reruns only add new pins.
+pinterest_rescrape_schedule = dg.build_schedule_from_partitioned_job(
+    pinterest_scrape_job,
+    name="pinterest_weekly_rescrape",
+    cron_schedule=os.environ.get(SCRAPE_CRON_ENV_VAR, DEFAULT_SCRAPE_CRON),
+    description=f"Re-scrape every brand; cron from ${SCRAPE_CRON_ENV_VAR} (default '{DEFAULT_SCRAPE_CRON}').",
+)
+
+
+defs = dg.Definitions(assets=[pinterest_images], jobs=[pinterest_scrape_job], schedules=[pinterest_rescrape_schedule])
+
+
+def resources() -> dict:
+    return {"pinterest": PinterestScraper(mode=os.environ.get(MODE_ENV_VAR, "embedded"))}
+
+
+# 20 runs of about 10 s: small boards, a short wait after each scroll.
+DEMO_RUN_CONFIG = {
+    "ops": {
+        "pinterest_images": {
+            "config": {"embedded_pins_per_board": 24, "scroll_pause_s": 0.25, "persistence": 3, "thumbnails": 16}
+        }
+    }
+}

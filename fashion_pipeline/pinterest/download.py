@@ -1,0 +1,458 @@
+"""Download the scraped pins' images: politely, concurrently, validated, incrementally.
+
+- A thread pool bounds concurrency; a global token bucket bounds the request rate.
+- 429 (honouring ``Retry-After``), 5xx, timeouts and dropped connections are retried with
+  exponential backoff and jitter; 403/404 move on to the next candidate URL (see ``urls.py``).
+- Every body is validated before it is kept: ``image/*`` content type, a size cap, Pillow's
+  decompression-bomb guard plus our own pixel cap, and a full decode so truncated files fail.
+- Files are written atomically as ``<sha256>.<ext of the decoded format>``: no part of a URL ever
+  becomes a path, and the same picture pinned twice is stored once.
+- The brand's Parquet manifest is merged with the previous one and flushed every few files, so a
+  killed run keeps what it already saved and a rerun downloads only what is missing.
+
+    python -m fashion_pipeline.pinterest.download --pins pins.json --brand prada --data-root data
+"""
+from __future__ import annotations
+
+import argparse
+import email.utils
+import hashlib
+import io
+import json
+import random
+import threading
+import time
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import requests
+from PIL import Image, UnidentifiedImageError
+
+from fashion_pipeline.common.atomic import write_bytes, write_parquet
+from fashion_pipeline.pinterest.urls import image_candidates
+
+ASSET_NAME = "pinterest_images"
+MANIFEST_COLUMNS = ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
+FAILURE_REASONS = (
+    "http_403", "http_404", "http_4xx", "http_429_exhausted", "http_5xx_exhausted", "timeout",
+    "connection_error", "not_an_image", "unsupported_format", "truncated", "corrupt", "too_large",
+    "decompression_bomb", "no_image_url",
+)
+EXTENSION_BY_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pin as the scraper saw it; ``src``/``srcset`` are the ``<img>`` attributes."""
+
+    pin_id: str
+    page_url: str
+    src: str | None
+    srcset: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    max_workers: int = 8
+    requests_per_second: float = 10.0  # global, across workers; <= 0 disables the limit
+    burst: int = 8
+    max_attempts: int = 5  # per URL, for 429 / 5xx / timeout / dropped connection
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    timeout_s: float = 20.0  # connect / between bytes, and the whole body
+    max_bytes: int = 30 * 1024 * 1024
+    max_pixels: int = 60_000_000
+    flush_every: int = 25  # manifest rows between flushes
+    flush_interval_s: float = 10.0
+    user_agent: str = "fashion-pipeline/0.1 (+research scrape; polite rate limit)"
+
+
+class DownloadFailed(Exception):
+    """A pin's image could not be kept; ``reason`` is one of ``FAILURE_REASONS``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    extension: str
+    width: int
+    height: int
+
+
+@dataclass
+class PinOutcome:
+    pin: Pin
+    row: dict | None = None  # manifest row when the image was kept
+    reason: str | None = None  # failure reason otherwise
+    detail: str = ""
+    already_present: bool = False  # same bytes were already on disk
+
+
+@dataclass
+class DownloadReport:
+    pins_found: int = 0
+    pins_skipped: int = 0  # already in the manifest with their file on disk
+    files_downloaded: int = 0  # new files written
+    files_already_present: int = 0  # pins_skipped + new pins whose bytes were already stored
+    failures: Counter = field(default_factory=Counter)
+    new_files: list[str] = field(default_factory=list)  # relative to the data root
+    manifest_rows: int = 0
+    manifest_path: str = ""
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["failures"] = dict(self.failures)
+        return out
+
+
+class TokenBucket:
+    """Global politeness limit: at most ``rate`` acquisitions per second after a ``capacity`` burst."""
+
+    def __init__(self, rate: float, capacity: int = 1, clock=time.monotonic, sleep=time.sleep):
+        self.rate, self.capacity = rate, max(1, capacity)
+        self._tokens = float(self.capacity)
+        self._clock, self._sleep = clock, sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            self._sleep(wait)
+
+
+def backoff_delay(attempt: int, settings: DownloadSettings, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so workers spread out."""
+    ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2**attempt)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def retry_after_seconds(header: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class Fetched:
+    url: str
+    status: int
+    content_type: str = ""
+    body: bytes = b""
+
+
+class Fetcher:
+    """GET with retries, the global rate limit, and a size cap; one HTTP session per thread."""
+
+    def __init__(self, settings: DownloadSettings, bucket: TokenBucket | None = None, sleep=time.sleep, seed: int | None = None):
+        self.settings = settings
+        self.bucket = bucket or TokenBucket(settings.requests_per_second, settings.burst)
+        self._sleep = sleep
+        self._local = threading.local()
+        self._rng = random.Random(seed)
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            session = requests.Session()
+            session.headers["User-Agent"] = self.settings.user_agent
+            self._local.session = session
+        return self._local.session
+
+    def _read_capped(self, response: requests.Response) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.settings.max_bytes:
+            raise DownloadFailed("too_large", f"{response.url} declares {declared} bytes")
+        started, chunks, total = time.monotonic(), [], 0
+        for chunk in response.iter_content(64 * 1024):
+            total += len(chunk)
+            if total > self.settings.max_bytes:
+                raise DownloadFailed("too_large", f"{response.url} exceeds {self.settings.max_bytes} bytes")
+            if time.monotonic() - started > self.settings.timeout_s:
+                raise requests.exceptions.Timeout(f"{response.url}: body took over {self.settings.timeout_s}s")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def get(self, url: str) -> Fetched:
+        """Final answer for ``url``: 200 with its body, or a 4xx status; raises after retries."""
+        last_reason, last_detail = "timeout", url
+        retry_after = None
+        for attempt in range(self.settings.max_attempts):
+            if attempt:
+                self._sleep(retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings, self._rng))
+            retry_after = None
+            self.bucket.acquire()
+            try:
+                with self._session().get(url, timeout=self.settings.timeout_s, stream=True) as response:
+                    status = response.status_code
+                    if status == 200:
+                        return Fetched(url, 200, response.headers.get("Content-Type", ""), self._read_capped(response))
+                    if status == 429:
+                        last_reason, last_detail = "http_429_exhausted", url
+                        wait = retry_after_seconds(response.headers.get("Retry-After"))
+                        retry_after = min(wait, self.settings.backoff_max_s) if wait is not None else None
+                        continue
+                    if status >= 500:
+                        last_reason, last_detail = "http_5xx_exhausted", f"{url} answered {status}"
+                        continue
+                    return Fetched(url, status)
+            except requests.exceptions.Timeout:
+                last_reason, last_detail = "timeout", url
+            except requests.exceptions.ChunkedEncodingError:
+                # The connection closed before Content-Length bytes arrived: a cut transfer.
+                last_reason, last_detail = "truncated", f"{url}: connection closed mid-body"
+            except requests.exceptions.ConnectionError as error:
+                last_reason, last_detail = "connection_error", f"{url}: {error}"
+        raise DownloadFailed(last_reason, f"{last_detail} (after {self.settings.max_attempts} attempts)")
+
+
+def validate_image(body: bytes, content_type: str, url: str, settings: DownloadSettings) -> ImageInfo:
+    """Decode fully or reject with a reason; never trusts the URL or the header alone."""
+    if not content_type.lower().startswith("image/"):
+        raise DownloadFailed("not_an_image", f"{url} has Content-Type {content_type or 'missing'!r}")
+    if len(body) > settings.max_bytes:
+        raise DownloadFailed("too_large", f"{url} is {len(body)} bytes")
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as the error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(body)) as probe:
+                image_format, (width, height) = probe.format, probe.size
+                if width * height > settings.max_pixels:
+                    raise DownloadFailed("decompression_bomb", f"{url} claims {width}x{height} pixels")
+                probe.verify()
+            with Image.open(io.BytesIO(body)) as image:
+                image.load()  # verify() does not decode pixel data; load() catches truncation
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise DownloadFailed("decompression_bomb", f"{url}: {error}") from error
+        except UnidentifiedImageError as error:
+            raise DownloadFailed("not_an_image", f"{url}: Pillow cannot identify it") from error
+        except (OSError, SyntaxError, ValueError) as error:
+            reason = "truncated" if "truncated" in str(error).lower() else "corrupt"
+            raise DownloadFailed(reason, f"{url}: {error}") from error
+    extension = EXTENSION_BY_FORMAT.get(image_format or "")
+    if extension is None:
+        raise DownloadFailed("unsupported_format", f"{url} is {image_format}")
+    return ImageInfo(extension, width, height)
+
+
+def fetch_best_image(pin: Pin, fetcher: Fetcher) -> Fetched:
+    """Try the original (by extension), then the sized copies; see ``urls.py`` for the order."""
+    candidates = image_candidates(pin.src, pin.srcset)
+    if not candidates.all():
+        raise DownloadFailed("no_image_url", f"pin {pin.pin_id} ({pin.page_url}) has no image URL")
+    last_status = 404
+    for url in candidates.originals:
+        fetched = fetcher.get(url)
+        if fetched.status == 200:
+            return fetched
+        last_status = fetched.status
+        if fetched.status != 404:
+            break  # 403: no original at all, another extension will not help
+    for url in candidates.sized:
+        fetched = fetcher.get(url)
+        if fetched.status == 200:
+            return fetched
+        last_status = fetched.status
+    reason = {403: "http_403", 404: "http_404"}.get(last_status, "http_4xx")
+    raise DownloadFailed(reason, f"pin {pin.pin_id}: no candidate answered 200 (last {last_status})")
+
+
+class BrandStore:
+    """The brand's folder: content-addressed images plus the manifest."""
+
+    def __init__(self, data_root: str | Path, brand: str):
+        self.data_root = Path(data_root)
+        self.brand = brand
+        self.folder = self.data_root / ASSET_NAME / brand
+        self.images = self.folder / "images"
+        self.manifest_path = self.folder / "manifest.parquet"
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.data_root).as_posix()
+
+    def save(self, body: bytes, info: ImageInfo) -> tuple[str, str, bool]:
+        """Store ``body`` under its hash; returns (sha256, relative path, already_present)."""
+        digest = hashlib.sha256(body).hexdigest()
+        path = self.images / f"{digest}.{info.extension}"
+        if path.exists():
+            return digest, self.relative(path), True
+        write_bytes(path, body)
+        return digest, self.relative(path), False
+
+    def load_manifest(self) -> pd.DataFrame:
+        if not self.manifest_path.exists():
+            return pd.DataFrame(columns=MANIFEST_COLUMNS)
+        try:
+            return pd.read_parquet(self.manifest_path)
+        except Exception as error:  # a manifest we cannot read must not be silently replaced
+            raise RuntimeError(f"{self.manifest_path}: unreadable manifest ({error}); move it away to rescrape") from error
+
+    def write_manifest(self, frame: pd.DataFrame) -> None:
+        write_parquet(self.manifest_path, frame[MANIFEST_COLUMNS].reset_index(drop=True))
+
+
+class ManifestBuffer:
+    """Previous manifest + new rows, keyed by pin id, flushed atomically every few rows."""
+
+    def __init__(self, store: BrandStore, settings: DownloadSettings):
+        self.store, self.settings = store, settings
+        # Rows whose file vanished are dropped so the pin is downloaded again.
+        self.rows: dict[str, dict] = {
+            str(row["pin_id"]): row
+            for row in store.load_manifest().to_dict("records")
+            if (store.data_root / row["file_path"]).exists()
+        }
+        self._unflushed, self._flushed_at = 0, time.monotonic()
+
+    def known(self, pin_id: str) -> bool:
+        return pin_id in self.rows
+
+    def add(self, row: dict) -> None:
+        self.rows[row["pin_id"]] = row
+        self._unflushed += 1
+        overdue = time.monotonic() - self._flushed_at > self.settings.flush_interval_s
+        if self._unflushed >= self.settings.flush_every or overdue:
+            self.flush()
+
+    def frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(list(self.rows.values()), columns=MANIFEST_COLUMNS)
+        return frame.astype({"width": "int64", "height": "int64"})
+
+    def flush(self) -> None:
+        if self.rows:
+            self.store.write_manifest(self.frame())
+        self._unflushed, self._flushed_at = 0, time.monotonic()
+
+
+def download_one(pin: Pin, brand: str, store: BrandStore, fetcher: Fetcher) -> PinOutcome:
+    """Runs in a worker thread: fetch, validate, store. Failures come back as a reason."""
+    try:
+        fetched = fetch_best_image(pin, fetcher)
+        info = validate_image(fetched.body, fetched.content_type, fetched.url, fetcher.settings)
+        digest, relative, already = store.save(fetched.body, info)
+    except DownloadFailed as failure:
+        return PinOutcome(pin, reason=failure.reason, detail=str(failure))
+    row = {
+        "pin_id": pin.pin_id, "page_url": pin.page_url, "image_url": fetched.url, "file_path": relative,
+        "sha256": digest, "width": info.width, "height": info.height, "brand": brand,
+        "scraped_at": datetime.now(timezone.utc),
+    }
+    return PinOutcome(pin, row=row, already_present=already)
+
+
+def download_pins(
+    pins: Iterable[Pin],
+    brand: str,
+    data_root: str | Path,
+    settings: DownloadSettings = DownloadSettings(),
+    on_outcome: Callable[[PinOutcome], None] | None = None,
+    fetcher: Fetcher | None = None,
+) -> DownloadReport:
+    """Download every pin not yet in ``brand``'s manifest; returns counts and the new files.
+
+    ``on_outcome`` runs in the calling thread after each pin (progress logging; tests use it to
+    kill a run midway). Whatever happens, the manifest holds every image saved so far.
+    """
+    started = time.monotonic()
+    pins = list({pin.pin_id: pin for pin in pins}.values())  # a pin seen twice while scrolling
+    store = BrandStore(data_root, brand)
+    buffer = ManifestBuffer(store, settings)
+    fetcher = fetcher or Fetcher(settings)
+    report = DownloadReport(pins_found=len(pins), manifest_path=store.relative(store.manifest_path))
+    pending = [pin for pin in pins if not buffer.known(pin.pin_id)]
+    report.pins_skipped = len(pins) - len(pending)
+    report.files_already_present = report.pins_skipped
+    executor = ThreadPoolExecutor(max_workers=max(1, settings.max_workers), thread_name_prefix=f"dl-{brand}")
+    try:
+        futures = [executor.submit(download_one, pin, brand, store, fetcher) for pin in pending]
+        for future in as_completed(futures):
+            outcome = future.result()
+            _record(outcome, report, buffer)
+            if on_outcome:
+                on_outcome(outcome)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        buffer.flush()
+        report.manifest_rows = len(buffer.rows)
+        report.duration_s = time.monotonic() - started
+    return report
+
+
+def _record(outcome: PinOutcome, report: DownloadReport, buffer: ManifestBuffer) -> None:
+    if outcome.row is None:
+        report.failures[outcome.reason] += 1
+        return
+    buffer.add(outcome.row)
+    if outcome.already_present:
+        report.files_already_present += 1
+    else:
+        report.files_downloaded += 1
+        report.new_files.append(outcome.row["file_path"])
+
+
+def read_pins_json(path: str | Path) -> list[Pin]:
+    """Pins as written by ``scraper.py --out``: a JSON list of {pin_id, page_url, src, srcset}."""
+    try:
+        records = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from error
+    pins = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not record.get("pin_id"):
+            raise ValueError(f"{path}: entry #{index} has no pin_id: {record!r}")
+        pins.append(Pin(str(record["pin_id"]), record.get("page_url", ""), record.get("src"), record.get("srcset")))
+    return pins
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Download the images of scraped pins into a brand folder.")
+    parser.add_argument("--pins", required=True, help="JSON list of pins (scraper.py --out)")
+    parser.add_argument("--brand", required=True, help="brand slug (folder and manifest `brand` column)")
+    parser.add_argument("--data-root", required=True)
+    defaults = DownloadSettings()
+    parser.add_argument("--workers", type=int, default=defaults.max_workers)
+    parser.add_argument("--rate", type=float, default=defaults.requests_per_second, help="requests/s, all workers")
+    parser.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_s)
+    parser.add_argument("--flush-every", type=int, default=defaults.flush_every)
+    args = parser.parse_args(argv)
+    settings = DownloadSettings(
+        max_workers=args.workers, requests_per_second=args.rate, max_attempts=args.max_attempts,
+        timeout_s=args.timeout, flush_every=args.flush_every,
+    )
+    report = download_pins(read_pins_json(args.pins), args.brand, args.data_root, settings)
+    summary = report.as_dict()
+    summary.pop("new_files")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

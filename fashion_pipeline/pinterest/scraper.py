@@ -1,0 +1,235 @@
+"""Scroll a Pinterest board (or search) in headless Chromium and collect its pins.
+
+The thesis's procedure (section 3.2.1): log in, open the brand's board, scroll until every pin has
+loaded, bounded by a maximum number of iterations and a persistence setting, then take every
+picture. Here each scroll round is ONE asynchronous ``execute_script`` call that collects the
+visible pins (id, page URL, ``src``, ``srcset``), scrolls, and waits until the page grows or the
+pause runs out. Pins are keyed by id, so a virtualised grid that drops off-screen pins loses
+nothing. A board's own pins end at the "More ideas" header; everything after it is an endless
+feed of other people's pins and is never collected.
+
+    python -m fashion_pipeline.pinterest.scraper --url https://www.pinterest.com/<user>/<board>/ --out pins.json
+    python -m fashion_pipeline.pinterest.scraper --embedded prada --out pins.json   # local site
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+from fashion_pipeline.common.atomic import write_json
+from fashion_pipeline.pinterest.download import Pin
+from fashion_pipeline.pinterest.urls import parse_srcset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selectors:
+    """CSS selectors, pinterest.com's as far as they are known; configurable because they drift."""
+
+    pin: str = 'div[data-test-id="pin"]'
+    pin_link: str = 'a[href*="/pin/"]'
+    end_of_board: str = 'div[data-test-id="more-ideas-header"]'
+    login_email: str = 'input[name="id"]'
+    login_password: str = 'input[name="password"]'
+    login_submit: str = 'button[type="submit"]'
+
+
+@dataclass(frozen=True)
+class ScrollSettings:
+    max_iterations: int = 300  # scroll rounds at most
+    persistence: int = 5  # stop after this many rounds in a row without a new pin
+    scroll_pause_s: float = 2.0  # longest wait for new pins after a scroll
+    page_load_timeout_s: float = 60.0
+    max_pins: int = 0  # stop once this many pins are collected; 0 = no cap
+
+
+@dataclass
+class ScrapeResult:
+    url: str
+    pins: list[Pin] = field(default_factory=list)
+    rounds: int = 0
+    stopped_because: str = ""  # end_of_board | no_new_pins | max_iterations | max_pins
+    pins_without_image: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def reached_end_of_board(self) -> bool:
+        return self.stopped_because == "end_of_board"
+
+
+class LoginFailed(RuntimeError):
+    """The login form did not go away; the message never contains the credentials."""
+
+
+# One round: collect the board's pins above the "More ideas" header, scroll (to the first pin whose
+# lazy image has no src yet, else to the bottom), then wait until the grid changes or time runs out.
+_ROUND_JS = r"""
+const [pinSel, linkSel, endSel, waitMs] = arguments;
+const done = arguments[arguments.length - 1];
+const end = document.querySelector(endSel);
+const pins = [];
+let firstMissing = null;
+for (const pin of document.querySelectorAll(pinSel)) {
+  if (end && (end.compareDocumentPosition(pin) & Node.DOCUMENT_POSITION_FOLLOWING)) continue;
+  const link = pin.querySelector(linkSel);
+  const img = pin.querySelector('img');
+  if (!link || !img) continue;
+  const match = (link.getAttribute('href') || '').match(/\/pin\/([^\/?#]+)/);
+  if (!match) continue;
+  const src = img.getAttribute('src') ? img.src : (img.dataset.src || '');
+  const srcset = img.getAttribute('srcset') || img.dataset.srcset || '';
+  if (!src && !firstMissing) firstMissing = pin;
+  pins.push({pin_id: match[1], page_url: link.href, src: src, srcset: srcset});
+}
+const signature = () => document.querySelectorAll(pinSel).length + '|' + document.body.scrollHeight
+  + '|' + !!document.querySelector(endSel);
+const before = signature();
+if (firstMissing) firstMissing.scrollIntoView({block: 'center'});
+else if (!end) window.scrollTo(0, document.body.scrollHeight);
+const result = {pins: pins, end: !!end, missing: !!firstMissing, base: document.baseURI};
+if (end && !firstMissing) { done(result); return; }
+const deadline = Date.now() + waitMs;
+(function poll() {
+  if (signature() !== before || Date.now() > deadline) done(result);
+  else setTimeout(poll, 50);
+})();
+"""
+
+
+def _absolute_srcset(srcset: str, base: str) -> str:
+    return ", ".join(urljoin(base, url) for url in parse_srcset(srcset))
+
+
+class PinCollector:
+    """Accumulates pins across rounds, keyed by id; a pin's image may arrive in a later round."""
+
+    def __init__(self):
+        self.by_id: dict[str, dict] = {}
+
+    def add(self, records: list[dict], base: str) -> int:
+        """Merge one round's records; returns how many pins gained an image URL."""
+        new = 0
+        for record in records:
+            known = self.by_id.get(record["pin_id"])
+            if known and known["src"]:
+                continue
+            if record["src"]:
+                new += 1
+                record = {**record, "src": urljoin(base, record["src"]), "srcset": _absolute_srcset(record["srcset"], base)}
+            self.by_id[record["pin_id"]] = record
+        return new
+
+    def pins(self) -> list[Pin]:
+        return [Pin(r["pin_id"], r["page_url"], r["src"], r["srcset"] or None) for r in self.by_id.values() if r["src"]]
+
+    def without_image(self) -> int:
+        return sum(1 for r in self.by_id.values() if not r["src"])
+
+
+def scroll_and_collect(driver, url: str, settings: ScrollSettings, selectors: Selectors = Selectors()) -> ScrapeResult:
+    """Open ``url`` and scroll until the board ends, nothing new appears, or a cap is hit."""
+    started = time.monotonic()
+    driver.set_page_load_timeout(settings.page_load_timeout_s)
+    driver.set_script_timeout(settings.scroll_pause_s + 30)
+    driver.get(url)
+    collector, result, idle = PinCollector(), ScrapeResult(url=url), 0
+    wait_ms = int(settings.scroll_pause_s * 1000)
+    for result.rounds in range(1, settings.max_iterations + 1):
+        state = driver.execute_async_script(_ROUND_JS, selectors.pin, selectors.pin_link, selectors.end_of_board, wait_ms)
+        new = collector.add(state["pins"], state["base"])
+        idle = 0 if new else idle + 1
+        stop = _stop_reason(state, idle, len(collector.by_id), settings)
+        if stop:
+            result.stopped_because = stop
+            break
+    else:
+        result.stopped_because = "max_iterations"
+    result.pins, result.pins_without_image = collector.pins(), collector.without_image()
+    if settings.max_pins:
+        result.pins = result.pins[: settings.max_pins]
+    result.duration_s = time.monotonic() - started
+    log.info("%s: %d pins in %d rounds (%s)", url, len(result.pins), result.rounds, result.stopped_because)
+    return result
+
+
+def _stop_reason(state: dict, idle_rounds: int, collected: int, settings: ScrollSettings) -> str | None:
+    if state["end"] and not state["missing"]:
+        return "end_of_board"
+    if settings.max_pins and collected >= settings.max_pins:
+        return "max_pins"
+    if idle_rounds >= settings.persistence:
+        return "no_new_pins"
+    return None
+
+
+def login(driver, base_url: str, email: str, password: str, selectors: Selectors = Selectors(), timeout_s: float = 30.0) -> None:
+    """Fill pinterest's login form and wait for it to go away."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    login_url = base_url.rstrip("/") + "/login/"
+    driver.get(login_url)
+    wait = WebDriverWait(driver, timeout_s)
+    try:
+        email_box = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selectors.login_email)))
+    except TimeoutException as error:
+        raise LoginFailed(f"{login_url}: no login field {selectors.login_email!r} within {timeout_s}s") from error
+    email_box.send_keys(email)
+    password_box = driver.find_element(By.CSS_SELECTOR, selectors.login_password)
+    password_box.send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, selectors.login_submit).click()
+    try:
+        wait.until(EC.staleness_of(password_box))
+    except TimeoutException as error:
+        raise LoginFailed(f"{login_url}: still on the login form after {timeout_s}s (wrong credentials?)") from error
+
+
+def _embedded_url(brand: str, site_root: str, pins_per_board: int) -> tuple[object, str]:
+    from fashion_pipeline.pinterest.brands import load_brands
+    from fashion_pipeline.pinterest.site import EmbeddedPinterestSite
+
+    site = EmbeddedPinterestSite(site_root, [b.name for b in load_brands()], pins_per_board=pins_per_board)
+    site.start()
+    return site, site.board_url(brand)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Scroll a board and write its pins as JSON (for download.py).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="board or search URL")
+    source.add_argument("--embedded", metavar="BRAND", help="a brand board of the embedded local site")
+    parser.add_argument("--site-root", default="data/pinterest_site", help="embedded site's image cache")
+    parser.add_argument("--pins-per-board", type=int, default=30)
+    parser.add_argument("--out", required=True)
+    defaults = ScrollSettings()
+    parser.add_argument("--max-iterations", type=int, default=defaults.max_iterations)
+    parser.add_argument("--persistence", type=int, default=defaults.persistence)
+    parser.add_argument("--scroll-pause", type=float, default=defaults.scroll_pause_s)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from fashion_pipeline.common.browser import chrome_driver
+
+    site, url = _embedded_url(args.embedded, args.site_root, args.pins_per_board) if args.embedded else (None, args.url)
+    settings = ScrollSettings(max_iterations=args.max_iterations, persistence=args.persistence, scroll_pause_s=args.scroll_pause)
+    driver = chrome_driver()
+    try:
+        result = scroll_and_collect(driver, url, settings)
+    finally:
+        driver.quit()
+        if site is not None:
+            site.stop()
+    write_json(Path(args.out), [asdict(pin) for pin in result.pins], indent=1)
+    print(f"{len(result.pins)} pins from {url} in {result.rounds} rounds ({result.stopped_because}) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
