@@ -1,0 +1,122 @@
+"""Run the best detector over every deduplicated Pinterest image, in batches.
+
+Output: one row per image with list columns ``boxes`` (N x [x1, y1, x2, y2], original pixels),
+``labels`` (1 upper, 2 lower, 3 full) and ``scores``; images without detections have empty lists.
+
+Decoding of the next chunk overlaps inference of the current one (a background thread), and the
+model sees ``batch_size`` images at a time on the GPU when there is one.
+
+``python -m fashion_pipeline.gan.detect --data-root data --min-size 320``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fashion_pipeline.common import atomic
+from fashion_pipeline.common.device import pick_device
+
+LABEL_NAMES = {1: "upper", 2: "lower", 3: "full"}
+
+
+def load_inference():
+    """The detector stage's inference module (a seam the tests replace with a stub)."""
+    from fashion_pipeline.detector import inference
+
+    return inference
+
+
+@dataclass
+class DetectionRun:
+    detections: pd.DataFrame
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.detections) / self.seconds if self.seconds > 0 else 0.0
+
+    def per_class(self) -> dict[str, int]:
+        labels = np.concatenate([np.asarray(l, dtype=np.int64) for l in self.detections["labels"]] or [np.zeros(0)])
+        return {name: int((labels == label).sum()) for label, name in LABEL_NAMES.items()}
+
+
+def set_inference_size(model, min_size: Optional[int]) -> None:
+    """Shrink torchvision's resize (``GeneralizedRCNNTransform``) for faster, coarser inference."""
+    if min_size is None or not hasattr(model, "transform"):
+        return
+    model.transform.min_size = (int(min_size),)
+    model.transform.max_size = int(round(min_size * 1333 / 800))  # torchvision's default aspect bound
+
+
+def _decode(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+
+
+def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(paths), size):
+        yield paths[start:start + size]
+
+
+def detect_images(manifest: pd.DataFrame, data_root: str | Path, checkpoint: str | Path, device=None,
+                  batch_size: int = 8, min_size: Optional[int] = None, chunk_size: int = 64,
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> DetectionRun:
+    """Detections for every row of ``manifest`` (image_id, file_path relative to ``data_root``, width, height)."""
+    inference = load_inference()
+    device = device or pick_device("auto")
+    model = inference.load_detector(str(checkpoint), device)
+    set_inference_size(model, min_size)
+    data_root = Path(data_root)
+    paths = [data_root / p for p in manifest["file_path"]]
+    started = time.perf_counter()
+    outputs: list[dict] = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        chunks = list(_chunks(paths, chunk_size))
+        pending = pool.submit(lambda c: list(map(_decode, c)), chunks[0]) if chunks else None
+        for index in range(len(chunks)):
+            images = pending.result()
+            if index + 1 < len(chunks):
+                pending = pool.submit(lambda c: list(map(_decode, c)), chunks[index + 1])
+            outputs.extend(inference.predict(model, images, device, batch_size=batch_size))
+            progress(len(outputs), len(paths))
+    seconds = time.perf_counter() - started
+    return DetectionRun(detections=_to_frame(manifest, outputs), seconds=seconds)
+
+
+def _to_frame(manifest: pd.DataFrame, outputs: list[dict]) -> pd.DataFrame:
+    frame = manifest[["image_id", "file_path", "width", "height"]].reset_index(drop=True).copy()
+    frame["boxes"] = [np.asarray(o["boxes"], dtype=np.float32).reshape(-1, 4).tolist() for o in outputs]
+    frame["labels"] = [np.asarray(o["labels"], dtype=np.int64).tolist() for o in outputs]
+    frame["scores"] = [np.asarray(o["scores"], dtype=np.float32).tolist() for o in outputs]
+    return frame
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Detect fashion items on every pinterest_dataset image.")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--min-size", type=int, default=None, help="inference resize (shorter side)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    root = Path(args.data_root)
+    manifest = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
+    best = json.loads((root / "best_detector" / "best.json").read_text())
+    run = detect_images(manifest, root, best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size)
+    atomic.write_parquet(root / "pinterest_detections" / "detections.parquet", run.detections)
+    print(f"{len(run.detections)} images, {run.images_per_second:.1f} images/s, {run.per_class()}")
+
+
+if __name__ == "__main__":
+    main()
