@@ -1,0 +1,1 @@
+"""Cross-brand deduplication: exact (sha256) and near-duplicate (64-bit pHash) merging."""

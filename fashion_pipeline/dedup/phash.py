@@ -1,0 +1,189 @@
+"""64-bit perceptual hashes of image files, computed once per file content and cached.
+
+The hash is the classic pHash (the one ``imagehash.phash`` computes): grey 32x32 thumbnail ->
+2-D DCT-II -> the 8x8 lowest frequencies -> one bit per coefficient, set when it exceeds their
+median. The 64 bits are packed row-major, most significant bit first, into one ``uint64``, so the
+Hamming distance of two hashes is ``popcount(a ^ b)`` (see ``search.py``).
+
+Two speed-ups over decoding every file at full size:
+
+* JPEG files are decoded with ``Image.draft``: libjpeg scales by 1/2..1/8 while decoding, straight
+  from the DCT coefficients, so a 1000 px photo is decoded at ~128 px. The thumbnail is still
+  at least 4x the 32 px hash input, so the final LANCZOS resize anti-aliases as before. Hashes
+  therefore differ from imagehash's by a bit or two on some images; the quality benchmark
+  (``bench/dedup_quality.py``) measures *this* hasher.
+* The mirror image's hash comes for free: flipping an image left-right multiplies the DCT
+  coefficient of horizontal frequency ``v`` by ``(-1)**v``, so ``mirror_hash`` is computed from the
+  same coefficients without decoding again. ``search.py`` uses it when mirrored copies should count
+  as duplicates.
+
+The cache (``phash_cache.parquet``) is keyed by the file's sha256: a rerun only decodes files whose
+content it has not seen. An entry also records the byte size, so a file that changed on disk
+under an unchanged manifest is noticed (by size) and hashed again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+HASH_SIZE = 8  # 8x8 DCT coefficients -> 64 bits
+THUMB_SIZE = 32  # grey thumbnail the DCT runs on (imagehash's highfreq_factor=4)
+DRAFT_SIZE = 4 * THUMB_SIZE  # JPEG draft decoding never goes below this, keeping the resize anti-aliased
+ALGORITHM = "phash64-draft-v1"  # stored with every cache row; bump when the hash changes
+CACHE_COLUMNS = ["sha256", "phash", "phash_mirror", "width", "height", "n_bytes", "algorithm"]
+# Below this many files a process pool costs more than it saves.
+MIN_FILES_FOR_POOL = 64
+
+
+def _dct_matrix(n: int, keep: int) -> np.ndarray:
+    """The first ``keep`` rows of the unnormalised DCT-II matrix (scipy.fftpack's convention)."""
+    k = np.arange(keep)[:, None]
+    x = np.arange(n)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * x + 1) / (2 * n))
+
+
+_DCT = _dct_matrix(THUMB_SIZE, HASH_SIZE)
+# Horizontal frequency index of each coefficient, in the row-major order the bits are packed in.
+_ODD_COLUMN = np.tile(np.arange(HASH_SIZE) % 2 == 1, HASH_SIZE)
+_BIT_WEIGHTS = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
+
+
+def pack_bits(bits: np.ndarray) -> np.uint64:
+    """64 booleans (row-major) -> one uint64, first bit most significant."""
+    return np.bitwise_or.reduce(_BIT_WEIGHTS[bits.reshape(-1)], initial=np.uint64(0))
+
+
+def hash_from_coefficients(coefficients: np.ndarray) -> tuple[np.uint64, np.uint64]:
+    """(hash, mirror hash) from the 8x8 low-frequency DCT block."""
+    flat = coefficients.reshape(-1)
+    mirrored = np.where(_ODD_COLUMN, -flat, flat)
+    return pack_bits(flat > np.median(flat)), pack_bits(mirrored > np.median(mirrored))
+
+
+def grey_thumbnail(image: Image.Image) -> np.ndarray:
+    """32x32 float grey thumbnail; asks JPEG decoders for a reduced-scale decode first."""
+    image.draft("L", (DRAFT_SIZE, DRAFT_SIZE))
+    grey = image.convert("L")
+    small = grey.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.float64)
+
+
+def phash_image(image: Image.Image) -> tuple[np.uint64, np.uint64]:
+    """(hash, mirror hash) of an opened PIL image."""
+    pixels = grey_thumbnail(image)
+    return hash_from_coefficients(_DCT @ pixels @ _DCT.T)
+
+
+@dataclass(frozen=True)
+class FileHash:
+    """What hashing one file found; ``error`` is set (and the hash is 0) when it could not be read."""
+
+    path: str
+    sha256: str
+    phash: int
+    phash_mirror: int
+    width: int
+    height: int
+    n_bytes: int
+    error: str | None = None
+
+
+def hash_file(path: str | os.PathLike) -> FileHash:
+    """Read, sha256 and pHash one file. Never raises: a bad file comes back with ``error`` set."""
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return FileHash(path, "", 0, 0, 0, 0, 0, f"unreadable: {error.strerror or error}")
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        return FileHash(path, sha256, 0, 0, 0, 0, 0, "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            value, mirror = phash_image(image)  # convert() forces a full decode: truncation raises here
+    except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files; each is quarantined
+        return FileHash(path, sha256, 0, 0, 0, 0, len(data), f"undecodable: {type(error).__name__}: {error}")
+    return FileHash(path, sha256, int(value), int(mirror), width, height, len(data))
+
+
+def hash_files(paths: Sequence[str | os.PathLike], workers: int | None = None) -> list[FileHash]:
+    """Hash many files, in a process pool when there are enough of them (decoding is CPU-bound)."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(paths) < MIN_FILES_FOR_POOL:
+        return [hash_file(p) for p in paths]
+    chunk = max(8, len(paths) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(hash_file, [str(p) for p in paths], chunksize=chunk))
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+def load_cache(path: str | os.PathLike):
+    """The cache as a DataFrame indexed by sha256 (empty when absent or from another algorithm)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=CACHE_COLUMNS).set_index("sha256")
+    frame = pd.read_parquet(path)
+    missing = set(CACHE_COLUMNS) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: hash cache lacks columns {sorted(missing)}; delete it to rebuild")
+    frame = frame[frame["algorithm"] == ALGORITHM]
+    return frame.drop_duplicates("sha256", keep="last").set_index("sha256")
+
+
+def cache_frame(hashes: Iterable[FileHash]):
+    """Cache rows for the files that hashed cleanly."""
+    import pandas as pd
+
+    rows = [
+        {
+            "sha256": h.sha256,
+            "phash": np.uint64(h.phash),
+            "phash_mirror": np.uint64(h.phash_mirror),
+            "width": h.width,
+            "height": h.height,
+            "n_bytes": h.n_bytes,
+            "algorithm": ALGORITHM,
+        }
+        for h in hashes
+        if h.error is None
+    ]
+    frame = pd.DataFrame(rows, columns=CACHE_COLUMNS)
+    return frame.astype({"phash": "uint64", "phash_mirror": "uint64", "width": "int64", "height": "int64", "n_bytes": "int64"})
+
+
+def to_hex(value: int) -> str:
+    return f"{int(value):016x}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the 64-bit pHash (hex) of image files.")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    args = parser.parse_args(argv)
+    status = 0
+    for result in hash_files(args.images, workers=args.workers):
+        if result.error:
+            print(f"{result.path}: {result.error}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{to_hex(result.phash)}  mirror={to_hex(result.phash_mirror)}  {result.width}x{result.height}  {result.path}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
