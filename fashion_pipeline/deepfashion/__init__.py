@@ -1,0 +1,1 @@
+"""DeepFashion: list-file parser, COCO converter and the synthetic sample generator."""
