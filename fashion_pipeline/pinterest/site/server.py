@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 from fashion_pipeline.common.atomic import write_json
 from fashion_pipeline.pinterest.site import pages
 from fashion_pipeline.pinterest.site.catalog import DEFAULT_USER, SiteCatalog, SiteMix, stable_int
-from fashion_pipeline.pinterest.site.faults import FaultConfig, FaultPlanner
+from fashion_pipeline.pinterest.site.faults import FAULT_KINDS, FaultConfig, FaultPlanner
 from fashion_pipeline.pinterest.site.images import CONTENT_TYPES, ImageStore
 
 SESSION_COOKIE = "_pinterest_sess"
@@ -211,6 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         self.logged_in = self.site._note_session(self._session_token())
+        forced = _forced_fault(query)
+        if forced is not None and forced not in FAULT_KINDS:
+            message = f"unknown fault {forced!r} in {self.path}; choose from {', '.join(FAULT_KINDS)}"
+            return self._send(HTTPStatus.BAD_REQUEST, message.encode(), "text/plain; charset=utf-8", "bad_request")
         try:
             image = IMAGE_PATH.match(url.path)
             if image:
