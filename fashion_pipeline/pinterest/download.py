@@ -45,6 +45,9 @@ FAILURE_REASONS = (
     "decompression_bomb", "no_image_url",
 )
 EXTENSION_BY_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+# Leading bytes of the formats we keep: a body that starts like an image but does not decode is corrupt.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+STALE_TEMP_AGE_S = 600  # temp files of a killed run; younger ones may belong to a run in progress
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,8 @@ def validate_image(body: bytes, content_type: str, url: str, settings: DownloadS
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise DownloadFailed("decompression_bomb", f"{url}: {error}") from error
         except UnidentifiedImageError as error:
-            raise DownloadFailed("not_an_image", f"{url}: Pillow cannot identify it") from error
+            reason = "corrupt" if _looks_like_image(body) else "not_an_image"
+            raise DownloadFailed(reason, f"{url}: Pillow cannot identify it") from error
         except (OSError, SyntaxError, ValueError) as error:
             reason = "truncated" if "truncated" in str(error).lower() else "corrupt"
             raise DownloadFailed(reason, f"{url}: {error}") from error
@@ -260,6 +264,10 @@ def validate_image(body: bytes, content_type: str, url: str, settings: DownloadS
     if extension is None:
         raise DownloadFailed("unsupported_format", f"{url} is {image_format}")
     return ImageInfo(extension, width, height)
+
+
+def _looks_like_image(body: bytes) -> bool:
+    return body.startswith(IMAGE_SIGNATURES) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP")
 
 
 def fetch_best_image(pin: Pin, fetcher: Fetcher) -> Fetched:
@@ -305,6 +313,15 @@ class BrandStore:
             return digest, self.relative(path), True
         write_bytes(path, body)
         return digest, self.relative(path), False
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete ``atomic_open`` leftovers of a killed run (never visible under a final name)."""
+        removed = 0
+        for temp in self.images.glob(".*.part") if self.images.exists() else []:
+            if time.time() - temp.stat().st_mtime > STALE_TEMP_AGE_S:
+                temp.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def load_manifest(self) -> pd.DataFrame:
         if not self.manifest_path.exists():
@@ -383,6 +400,7 @@ def download_pins(
     started = time.monotonic()
     pins = list({pin.pin_id: pin for pin in pins}.values())  # a pin seen twice while scrolling
     store = BrandStore(data_root, brand)
+    store.remove_stale_temp_files()
     buffer = ManifestBuffer(store, settings)
     fetcher = fetcher or Fetcher(settings)
     report = DownloadReport(pins_found=len(pins), manifest_path=store.relative(store.manifest_path))

@@ -23,7 +23,6 @@ from urllib.parse import urljoin
 
 from fashion_pipeline.common.atomic import write_json
 from fashion_pipeline.pinterest.download import Pin
-from fashion_pipeline.pinterest.urls import parse_srcset
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,13 @@ const deadline = Date.now() + waitMs;
 
 
 def _absolute_srcset(srcset: str, base: str) -> str:
-    return ", ".join(urljoin(base, url) for url in parse_srcset(srcset))
+    """Resolve each URL of a srcset against the page, keeping its descriptor (``2x``, ``474w``)."""
+    items = []
+    for item in srcset.split(","):
+        parts = item.split()
+        if parts:
+            items.append(" ".join([urljoin(base, parts[0]), *parts[1:]]))
+    return ", ".join(items)
 
 
 class PinCollector:
