@@ -53,6 +53,8 @@ from fashion_pipeline.deepfashion.image_headers import header_sizes
 from fashion_pipeline.deepfashion.listfiles import ListFileError, check_unique, read_list_file
 
 SPLIT_MODES = ("official", "random")
+SKIP_REASONS = ("unknown category label", "no category label", "no bbox", "no partition", "missing image file",
+                "empty bbox", "bbox outside image")
 BAD_INPUT_POLICIES = ("skip", "fail")
 EXAMPLES_PER_REASON = 5
 
