@@ -22,7 +22,7 @@ from fashion_pipeline.pinterest.brands import Brand, brand_by_slug, load_brands
 from fashion_pipeline.pinterest.download import (
     ASSET_NAME, FAILURE_REASONS, BrandStore, DownloadReport, DownloadSettings, PinOutcome, download_pins,
 )
-from fashion_pipeline.pinterest.scraper import ScrapeResult, ScrollSettings, Selectors, login, scroll_and_collect
+from fashion_pipeline.pinterest.scraper import ScrapeResult, ScrollSettings, Selectors, login, scroll_and_collect, start_browser
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,7 @@ class PinterestScraper(dg.ConfigurableResource):
             base_url = site.base_url
         else:
             base_url = self.base_url or os.environ.get("PINTEREST_BASE_URL") or DEFAULT_BASE_URL
-        from fashion_pipeline.common.browser import chrome_driver
-
-        driver = chrome_driver()
+        driver = start_browser()
         try:
             credentials = self._credentials() if self.login != "never" else None
             if credentials:

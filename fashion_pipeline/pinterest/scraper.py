@@ -62,6 +62,19 @@ class ScrapeResult:
         return self.stopped_because == "end_of_board"
 
 
+# The scraper reads <img> attributes and never needs the pixels: not loading images keeps the
+# browser from downloading every thumbnail (politer, and the board's feed requests are not queued
+# behind them on the per-host connection limit).
+BROWSER_ARGS = ("--blink-settings=imagesEnabled=false",)
+
+
+def start_browser():
+    """Headless Debian Chromium (see ``common/browser.py``) with image loading off."""
+    from fashion_pipeline.common.browser import chrome_driver
+
+    return chrome_driver(extra_args=BROWSER_ARGS)
+
+
 class LoginFailed(RuntimeError):
     """The login form did not go away; the message never contains the credentials."""
 
@@ -220,11 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scroll-pause", type=float, default=defaults.scroll_pause_s)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from fashion_pipeline.common.browser import chrome_driver
 
     site, url = _embedded_url(args.embedded, args.site_root, args.pins_per_board) if args.embedded else (None, args.url)
     settings = ScrollSettings(max_iterations=args.max_iterations, persistence=args.persistence, scroll_pause_s=args.scroll_pause)
-    driver = chrome_driver()
+    driver = start_browser()
     try:
         result = scroll_and_collect(driver, url, settings)
     finally:
