@@ -162,8 +162,13 @@ def cache_frame(hashes: Iterable[FileHash]):
         for h in hashes
         if h.error is None
     ]
-    frame = pd.DataFrame(rows, columns=CACHE_COLUMNS)
-    return frame.astype({"phash": "uint64", "phash_mirror": "uint64", "width": "int64", "height": "int64", "n_bytes": "int64"})
+    return typed_cache(pd.DataFrame(rows, columns=CACHE_COLUMNS))
+
+
+def typed_cache(frame):
+    """Cache columns with their storage types (hashes as uint64), e.g. after a concat."""
+    return frame.astype({"sha256": str, "phash": "uint64", "phash_mirror": "uint64", "width": "int64",
+                         "height": "int64", "n_bytes": "int64", "algorithm": str})
 
 
 def to_hex(value: int) -> str:
