@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 # Bump when rendering changes: the hex (and so the on-disk cache key) changes with it.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 
 THESIS_BRANDS = (
     "Balenciaga", "Blumarine", "Burberry", "Chanel", "Chloé", "Dior", "Elisabetta Franchi",
@@ -220,18 +220,27 @@ class SiteCatalog:
         return pins, (END_BOOKMARK if done else encode_bookmark("board", next_offset)), "board"
 
     def _extra_pin(self, slug: str, feed: str, index: int) -> Pin:
+        """A pin of the More-ideas (or endless) feed: a new pin id showing another board's image.
+
+        Reusing images, as Pinterest's related pins do, means a browser that lazily loads the
+        first More-ideas thumbnails costs no extra drawing.
+        """
         pin_id = pin_id_for(self.seed, feed, slug, index)
         with self._lock:
             existing = self._pins.get(pin_id)
         if existing is not None:
             return existing
-        rng = np.random.default_rng([self.seed, stable_int(feed, slug), index])
-        image = self._random_image(rng, stable_hex(RENDER_VERSION, self.seed, feed, slug, index))
-        label = "More ideas" if feed == "more_ideas" else "Runway"
-        pin = Pin(pin_id=pin_id, title=f"{label} {index + 1}", image=image,
-                  look_id=f"{feed}-{image.hex[:12]}", feed=feed, board=None, position=index)
+        pool = self._related_pool(slug)
+        shown = pool[stable_int(feed, slug, index) % len(pool)]
+        label = "More ideas" if feed == "more_ideas" else f"{self.boards[slug].brand} runway"
+        pin = Pin(pin_id=pin_id, title=f"{label} — {index + 1}", image=shown.image,
+                  look_id=shown.look_id, feed=feed, board=None, position=index)
         with self._lock:
             return self._register(pin)
+
+    def _related_pool(self, slug: str) -> list[Pin]:
+        others = [pin for other, board in self.boards.items() if other != slug for pin in board.pins]
+        return others or self.boards[slug].pins
 
     def _register(self, pin: Pin) -> Pin:
         self._pins.setdefault(pin.pin_id, pin)
@@ -343,12 +352,13 @@ def _copy_image(source: ImageSpec, kind: str, own_hex: str, rng: np.random.Gener
         scale = float(rng.choice([rng.uniform(0.6, 0.85), rng.uniform(1.1, 1.3)]))
         size = (round(width * scale), round(height * scale))
         return replace(source, **{**common, "size": size}, transform=size)
+    # Crops and borders stay small: near-duplicates a perceptual hash should still match.
     if kind == "cropped":
-        left, top, right, bottom = (int(rng.uniform(0.02, 0.07) * d) for d in (width, height, width, height))
+        left, top, right, bottom = (int(rng.uniform(0.015, 0.04) * d) for d in (width, height, width, height))
         box = (left, top, width - right, height - bottom)
         return replace(source, **{**common, "size": (box[2] - box[0], box[3] - box[1])}, transform=box)
     if kind == "bordered":
-        border = int(rng.uniform(0.03, 0.06) * width)
+        border = int(rng.uniform(0.01, 0.025) * width)
         grey = int(rng.choice([0, 255, 238]))
         return replace(source, **{**common, "size": (width + 2 * border, height + 2 * border)}, transform=(border, grey))
     raise ValueError(f"unknown copy kind {kind!r}")
