@@ -1,0 +1,94 @@
+"""``pinterest_images`` through Dagster: one brand on a temporary data root, then an idempotent rerun."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from fashion_pipeline.common.resources import DataRoot
+from fashion_pipeline.pinterest import assets as pinterest_assets
+from fashion_pipeline.pinterest.assets import (
+    BRAND_PARTITIONS, DEMO_RUN_CONFIG, PinterestScraper, defs, pinterest_images, pinterest_rescrape_schedule,
+)
+
+STAGE_DEFS = dg.Definitions.merge(
+    defs, dg.Definitions(resources={"data_root": DataRoot(), **pinterest_assets.resources()})
+)
+CONFIG = {"ops": {"pinterest_images": {"config": {"embedded_pins_per_board": 12, "scroll_pause_s": 0.2, "persistence": 2}}}}
+
+
+def materialize(tmp_path, partition: str, scraper: PinterestScraper | None = None):
+    return dg.materialize(
+        [pinterest_images],
+        partition_key=partition,
+        resources={"data_root": DataRoot(root=str(tmp_path)), "pinterest": scraper or PinterestScraper()},
+        run_config=CONFIG,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+def metadata_of(result) -> dict:
+    (materialization,) = result.asset_materializations_for_node("pinterest_images")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+@pytest.mark.slow
+def test_one_brand_materializes_with_metadata_then_reruns_idempotently(tmp_path, monkeypatch):
+    monkeypatch.setenv("PINTEREST_EMAIL", "user@example.org")
+    monkeypatch.setenv("PINTEREST_PASSWORD", "secret-not-to-leak")
+    result = materialize(tmp_path, "hermes")
+    assert result.success
+    meta = metadata_of(result)
+    assert meta["pins_found"] == 12 and meta["reached_end_of_board"] is True
+    assert meta["files_downloaded"] + meta["files_already_present"] + meta["failures_total"] == 12
+    assert meta["files_downloaded"] > 0 and meta["logged_in"] is True
+    assert all(isinstance(meta[f"failures_{reason}"], int) for reason in ("http_403", "timeout", "truncated"))
+    assert meta["thumbnails"].startswith("![pins](data:image/png;base64,")
+    assert meta["manifest_path"].endswith("pinterest_images/hermes/manifest.parquet")
+    assert "secret-not-to-leak" not in repr(meta) and "user@example.org" not in repr(meta)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["rows"].value == meta["manifest_rows"]
+
+    manifest = pd.read_parquet(tmp_path / "pinterest_images" / "hermes" / "manifest.parquet")
+    assert list(manifest.columns) == ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
+    assert (manifest["brand"] == "hermes").all() and manifest["pin_id"].is_unique
+    assert all((tmp_path / rel).is_file() for rel in manifest["file_path"])
+
+    again = metadata_of(materialize(tmp_path, "hermes"))
+    assert again["files_downloaded"] == 0
+    assert again["files_already_present"] == meta["manifest_rows"]
+    assert len(pd.read_parquet(tmp_path / "pinterest_images" / "hermes" / "manifest.parquet")) == len(manifest)
+
+
+def test_partitions_schedule_and_job_are_defined():
+    keys = BRAND_PARTITIONS.get_partition_keys()
+    assert len(keys) == 20 and {"chloe", "hermes", "yves-saint-laurent"} <= set(keys)
+    assert pinterest_rescrape_schedule.cron_schedule == "0 3 * * 1"
+    job = STAGE_DEFS.get_job_def("pinterest_scrape_job")
+    assert job.partitions_def.get_partition_keys() == keys
+    assert "pinterest_images" in DEMO_RUN_CONFIG["ops"]
+
+
+def test_schedule_requests_one_run_per_brand():
+    with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral()) as context:
+        requests = list(STAGE_DEFS.get_schedule_def("pinterest_weekly_rescrape").evaluate_tick(context).run_requests)
+    assert sorted(request.partition_key for request in requests) == sorted(BRAND_PARTITIONS.get_partition_keys())
+
+
+def test_cron_comes_from_the_environment():
+    # A fresh interpreter: the schedule is built at import, and reloading here would leave other
+    # tests holding stale classes.
+    code = "from fashion_pipeline.pinterest.assets import pinterest_rescrape_schedule as s; print(s.cron_schedule)"
+    env = {**os.environ, "FASHION_PIPELINE_SCRAPE_CRON": "30 4 * * *"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "30 4 * * *"
+
+
+def test_live_mode_without_credentials_refuses_login_always():
+    scraper = PinterestScraper(mode="live", login="always", email_env_var="NO_SUCH_VAR_1", password_env_var="NO_SUCH_VAR_2")
+    with pytest.raises(RuntimeError, match="NO_SUCH_VAR_1"):
+        scraper._credentials()
