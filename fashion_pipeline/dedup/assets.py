@@ -3,7 +3,6 @@
 The logic lives in ``dataset.py`` (runnable as ``python -m fashion_pipeline.dedup.dataset``);
 this module passes config in and turns the result into metadata the UI can plot.
 """
-from __future__ import annotations
 
 from pydantic import Field
 
@@ -33,7 +32,7 @@ def _brand_metadata(result: dataset.DedupResult) -> dict:
     return metadata
 
 
-def _planted_metadata(planted: dict | None) -> dict:
+def _planted_metadata(planted) -> dict:
     if planted is None:
         return {"planted_ground_truth": dg.MetadataValue.text("absent (real Pinterest scrape)")}
     kinds = planted["by_copy_kind"]

@@ -1,0 +1,89 @@
+"""``pinterest_dataset`` and its blocking checks through ``dagster.materialize`` on a temporary data root."""
+from __future__ import annotations
+
+import hashlib
+
+import dagster as dg
+import pandas as pd
+from PIL import ImageOps
+
+from fashion_pipeline.common.atomic import write_bytes
+
+from fashion_pipeline.common.resources import DataRoot
+from fashion_pipeline.dedup import assets, dataset
+from fashion_pipeline_tests.dedup_fixtures import build_fixture, distinct_image, jpeg_bytes
+
+CHECKS = [assets.no_near_duplicates_in_result, assets.every_input_accounted_for]
+
+
+def materialize(tmp_path, config: dict | None = None):
+    return dg.materialize(
+        [assets.pinterest_dataset, *CHECKS],
+        resources={"data_root": DataRoot(root=str(tmp_path))},
+        run_config={"ops": {"pinterest_dataset": {"config": config or {}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def check_results(result) -> dict[str, bool]:
+    return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
+
+
+def test_materialize_writes_dataset_and_reports_metadata(tmp_path):
+    build_fixture(tmp_path)
+    result = materialize(tmp_path, {"sample_pairs": 2})
+    assert result.success
+    metadata = result.asset_materializations_for_node("pinterest_dataset")[0].metadata
+    values = {key: getattr(value, "value", value) for key, value in metadata.items()}
+    assert (values["input_count"], values["unique_count"], values["exact_duplicates"],
+            values["near_duplicates"], values["quarantined"], values["clusters"]) == (11, 5, 2, 2, 2, 3)
+    assert values["threshold_bits"] == dataset.DEFAULT_THRESHOLD
+    assert values["brand_kept/dior"] == 2 and "| gucci |" in values["brand_contribution"]
+    assert values["planted_pairs"] == 5 and values["planted_pairs_found"] == 5 and values["planted_recall"] == 1.0
+    assert values["quarantine_reasons"] == {"undecodable": 1, "unreadable": 1}
+    assert values["sample_duplicate_pairs"].count("data:image/png;base64,") == 2
+    assert check_results(result) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
+    manifest = pd.read_parquet(tmp_path / "pinterest_dataset" / "manifest.parquet")
+    assert len(manifest) == 5 and manifest["image_id"].is_unique
+
+
+def test_match_mirrors_merges_a_flipped_repost(tmp_path):
+    build_fixture(tmp_path, with_bad_files=False)
+    brand = tmp_path / "pinterest_images" / "valentino"
+    data = jpeg_bytes(ImageOps.mirror(distinct_image(3)))
+    digest = hashlib.sha256(data).hexdigest()
+    write_bytes(brand / "images" / f"{digest}.jpg", data)
+    row = pd.read_parquet(tmp_path / "pinterest_images" / "prada" / "manifest.parquet").iloc[:1].copy()
+    row[["pin_id", "brand", "sha256", "file_path"]] = ["90", "valentino", digest, f"pinterest_images/valentino/images/{digest}.jpg"]
+    row.to_parquet(brand / "manifest.parquet", index=False)
+    plain = materialize(tmp_path).asset_materializations_for_node("pinterest_dataset")[0].metadata
+    mirrored = materialize(tmp_path, {"match_mirrors": True}).asset_materializations_for_node("pinterest_dataset")[0].metadata
+    assert plain["unique_count"].value == 6 and mirrored["unique_count"].value == 5
+    assert mirrored["files_from_cache"].value == 9 and mirrored["files_hashed"].value == 0
+
+
+def test_checks_fail_and_block_on_bad_output(tmp_path, monkeypatch):
+    build_fixture(tmp_path)
+    original = dataset.write_outputs
+
+    def write_broken_outputs(result, out_dir, cache):
+        result.mapping = result.mapping.iloc[1:]  # lose an input row
+        manifest = result.manifest.copy()
+        manifest.loc[1, "phash"] = manifest.loc[0, "phash"]  # two kept images with the same hash
+        result.manifest = manifest
+        return original(result, out_dir, cache)
+
+    monkeypatch.setattr(dataset, "write_outputs", write_broken_outputs)
+    result = materialize(tmp_path)
+    assert check_results(result) == {"no_near_duplicates_in_result": False, "every_input_accounted_for": False}
+
+
+def test_definitions_expose_the_stage_contract():
+    assert [a.key.to_user_string() for a in assets.defs.assets] == ["pinterest_dataset"]
+    assert len(assets.defs.asset_checks) == 2
+    assert assets.resources() == {}
+    assert "pinterest_dataset" in assets.DEMO_RUN_CONFIG["ops"]
+    spec = assets.pinterest_dataset.specs_by_key[dg.AssetKey("pinterest_dataset")]
+    assert dg.AssetKey("pinterest_images") in {dep.asset_key for dep in spec.deps}
+    assert all(spec.blocking for check in CHECKS for spec in check.check_specs)
