@@ -156,6 +156,7 @@ def _tiny_images(count=32):
     return base[rng.integers(0, 4, count)]
 
 
+@pytest.mark.slow
 def test_training_resumes_after_interruption_exactly_where_it_stopped(tmp_path):
     images = _tiny_images()
     config = dcgan.TrainConfig(epochs=2, batch_size=16, ngf=8, ndf=8)

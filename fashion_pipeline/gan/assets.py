@@ -3,7 +3,6 @@
 The ablation is a backfill of ``dcgan`` over its three partitions; ``ablation_report`` reads
 whichever variants have been trained.
 """
-from __future__ import annotations
 
 import dataclasses
 import json
@@ -15,7 +14,8 @@ import pandas as pd
 
 from fashion_pipeline.common import atomic, render
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
-from fashion_pipeline.gan import crops, dcgan, detect, quality, report, training_sets
+from fashion_pipeline.gan import crops, detect, quality, report, training_sets
+from fashion_pipeline.gan import dcgan as gan_model  # the module; ``dcgan`` below is the asset
 
 GROUP = "gan"
 variant_partitions = dg.StaticPartitionsDefinition(list(training_sets.VARIANTS))
@@ -186,7 +186,7 @@ def _loss_chart(history: dict, variant: str) -> str:
 
 
 def _stats_metadata(row: dict, prefix: str = "") -> dict:
-    return {f"{prefix}{name}": round(float(row[name]), 5) for name in dcgan.STAT_NAMES}
+    return {f"{prefix}{name}": round(float(row[name]), 5) for name in gan_model.STAT_NAMES}
 
 
 @dg.asset(group_name=GROUP, partitions_def=variant_partitions, deps=[dcgan_training_set], pool="gpu",
@@ -200,19 +200,19 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
     images = np.load(data_root.path / "dcgan_training_set" / f"{variant}.npy", allow_pickle=False)
     out_dir = data_root.asset_dir("dcgan", variant)
     if not config.resume:
-        (out_dir / dcgan.CHECKPOINT_NAME).unlink(missing_ok=True)
-    fields = {f.name for f in dataclasses.fields(dcgan.TrainConfig)}
-    train_config = dcgan.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
+        (out_dir / gan_model.CHECKPOINT_NAME).unlink(missing_ok=True)
+    fields = {f.name for f in dataclasses.fields(gan_model.TrainConfig)}
+    train_config = gan_model.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
     train_config.device = config.device or str(compute.torch_device())
-    result = dcgan.train(images, out_dir, train_config, log=context.log.info)
-    history = json.loads((out_dir / dcgan.HISTORY_NAME).read_text())
-    best = result.history[dcgan.best_epoch_index(result.history)]
+    result = gan_model.train(images, out_dir, train_config, log=context.log.info)
+    history = json.loads((out_dir / gan_model.HISTORY_NAME).read_text())
+    best = result.history[gan_model.best_epoch_index(result.history)]
     final = result.history[-1]
     reals = images[np.sort(np.random.default_rng(0).choice(len(images), min(64, len(images)), replace=False))]
     fakes = np.load(out_dir / "fixed_noise_fakes.npy")
     comparison = report.side_by_side({"real": reals, "fake (fixed noise)": fakes})
     atomic.write_bytes(out_dir / "real_vs_fake.png", render.png_bytes(comparison))
-    finite = all(np.isfinite([row[name] for name in dcgan.STAT_NAMES]).all() for row in result.history)
+    finite = all(np.isfinite([row[name] for name in gan_model.STAT_NAMES]).all() for row in result.history)
     return dg.MaterializeResult(
         metadata={
             **_stats_metadata(best),
@@ -227,7 +227,7 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
             "device": train_config.device,
             "loss_chart": _md(_loss_chart(history, variant)),
             "real_vs_fake": _md(render.png_markdown(comparison, alt="real vs fake")),
-            "checkpoint": dg.MetadataValue.path(str(out_dir / dcgan.CHECKPOINT_NAME)),
+            "checkpoint": dg.MetadataValue.path(str(out_dir / gan_model.CHECKPOINT_NAME)),
         },
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite))],
     )

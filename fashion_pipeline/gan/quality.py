@@ -101,7 +101,7 @@ class FeatureSpace:
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         chunks = []
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(self.device)
+            batch = torch.from_numpy(np.array(images[start:start + batch_size])).to(self.device)  # copy: may be a mmap
             batch = batch.permute(0, 3, 1, 2).float().div_(255.0)
             batch = F.interpolate(batch, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
             chunks.append(self.network((batch - mean) / std).float().flatten(1).cpu().numpy())

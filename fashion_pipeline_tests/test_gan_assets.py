@@ -1,0 +1,163 @@
+"""The GAN stage's assets materialized through Dagster on a tiny temporary data root, with a stub detector."""
+from __future__ import annotations
+
+import json
+import types
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.gan import assets, detect, training_sets
+
+N_IMAGES = 32
+
+
+class _StubBody(nn.Module):
+    """Stands in for the ResNet body: an IntermediateLayerGetter-like dict of feature maps."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, 3, 2, 1)
+
+    def forward(self, batch):
+        return {"0": torch.relu(self.conv(batch))}
+
+
+def _stub_inference():
+    """``fashion_pipeline.detector.inference``'s interface: a full-body box on even-width images."""
+
+    def load_detector(checkpoint_path, device):
+        model = nn.Module()
+        model.backbone = nn.Module()
+        model.backbone.body = _StubBody().to(device)
+        return model
+
+    def predict(model, images, device, batch_size=8):
+        outputs = []
+        for image in images:
+            w, h = image.size
+            boxes = [[0.1 * w, 0.05 * h, 0.9 * w, 0.5 * h], [0.3 * w, 0.1 * h, 0.7 * w, 0.95 * h]]
+            full_score = 0.9 if w % 2 == 0 else 0.3
+            outputs.append({"boxes": np.array(boxes, np.float32), "labels": np.array([1, 3]),
+                            "scores": np.array([0.95, full_score], np.float32)})
+        return outputs
+
+    return types.SimpleNamespace(load_detector=load_detector, predict=predict)
+
+
+def _write_upstream(root):
+    """pinterest_dataset and best_detector as their stages write them."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(N_IMAGES):
+        width, height = 120 + index, 160
+        image = Image.new("RGB", (width, height), tuple(int(v) for v in rng.integers(150, 255, 3)))
+        ImageDraw.Draw(image).rectangle([0.35 * width, 0.1 * height, 0.65 * width, 0.95 * height],
+                                        fill=tuple(int(v) for v in rng.integers(0, 120, 3)))
+        path = root / "pinterest_images" / "brand" / "images" / f"{index:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, quality=90)
+        rows.append({"image_id": f"img{index:04d}", "file_path": str(path.relative_to(root)), "sha256": f"{index:064x}",
+                     "width": width, "height": height, "brands": ["brand"], "pin_ids": [str(index)], "cluster_size": 1})
+    (root / "pinterest_dataset").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(root / "pinterest_dataset" / "manifest.parquet", index=False)
+    (root / "best_detector").mkdir(parents=True)
+    (root / "best_detector" / "best.json").write_text(json.dumps(
+        {"backbone": "stub", "checkpoint": str(root / "stub.pt"), "AP": 0.5, "AP50": 0.8}))
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(detect, "load_inference", _stub_inference)
+    _write_upstream(tmp_path)
+    return tmp_path
+
+
+def _resources(root):
+    return {"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu")}
+
+
+def _metadata(result, node):
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+def _dcgan_config(epochs):
+    return {"ops": {"dcgan": {"config": {"epochs": epochs, "batch_size": 16}}}}
+
+
+@pytest.mark.slow
+def test_gan_chain_backfill_resume_and_report(data_root):
+    instance = dg.DagsterInstance.ephemeral()
+    resources = _resources(data_root)
+
+    upstream = dg.materialize([assets.pinterest_detections, assets.fullbody_crops], instance=instance,
+                              resources=resources, run_config={"ops": {"pinterest_detections": {"config": {"batch_size": 4}}}})
+    detections = _metadata(upstream, "pinterest_detections")
+    assert detections["images"] == N_IMAGES and detections["detections_full"] == N_IMAGES
+    assert detections["detections_upper"] == N_IMAGES and detections["images_per_second"] > 0
+    crops = _metadata(upstream, "fullbody_crops")
+    assert crops["kept"] == N_IMAGES // 2 and crops["total"] == N_IMAGES  # even widths score 0.9
+    assert "data:image/png;base64" in crops["score_histogram"] and "base64" in crops["samples"]
+    manifest = pd.read_parquet(data_root / "fullbody_crops" / "manifest.parquet")
+    for row in manifest.itertuples():
+        with Image.open(data_root / row.crop_path) as crop:
+            assert crop.width == crop.height == row.crop_side
+
+    for variant in training_sets.VARIANTS:
+        dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key=variant)
+    sizes = {v: np.load(data_root / "dcgan_training_set" / f"{v}.npy").shape for v in training_sets.VARIANTS}
+    assert sizes == {"cropped": (16, 64, 64, 3), "original": (32, 64, 64, 3), "subset": (16, 64, 64, 3)}
+
+    # The ablation: one dcgan run per partition on the same instance.
+    for variant in training_sets.VARIANTS:
+        result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=variant,
+                                run_config=_dcgan_config(1))
+        assert result.success
+        metadata = _metadata(result, "dcgan")
+        for key in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
+            assert isinstance(metadata[key], float) and isinstance(metadata["final_" + key], float)
+        assert metadata["best_epoch"] == 1 and metadata["resumed_from_epoch"] == 0
+        assert "base64" in metadata["loss_chart"] and "base64" in metadata["real_vs_fake"]
+        assert (data_root / "dcgan" / variant / "checkpoint_last.pt").exists()
+    materialized = instance.get_materialized_partitions(dg.AssetKey("dcgan"))
+    assert materialized == set(training_sets.VARIANTS)
+
+    # Asking for more epochs continues from the checkpoint instead of starting over.
+    resumed = _metadata(dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key="cropped",
+                                       run_config=_dcgan_config(2)), "dcgan")
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2 and resumed["epochs_this_run"] == 1
+    history = json.loads((data_root / "dcgan" / "cropped" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+
+    report = dg.materialize([assets.ablation_report], instance=instance, resources=resources,
+                            run_config={"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16,
+                                                                               "kid_subsets": 5}}}})
+    metadata = _metadata(report, "ablation_report")
+    assert metadata["feature_space"] == "detector_backbone"
+    for variant in training_sets.VARIANTS:
+        assert metadata[f"{variant}_FID_vs_{variant}"] >= 0 and f"{variant}_KID_vs_original" in metadata
+        assert isinstance(metadata[f"{variant}_Loss_G"], float)
+    written = json.loads((data_root / "ablation_report" / "report.json").read_text())
+    assert written["variants"] == list(training_sets.VARIANTS)
+    assert "Table 5.2" in (data_root / "ablation_report" / "report.md").read_text()
+
+
+def test_report_fails_clearly_when_no_dcgan_was_trained(data_root):
+    with pytest.raises(Exception, match="materialize dcgan first"):
+        dg.materialize([assets.ablation_report], resources=_resources(data_root),
+                       instance=dg.DagsterInstance.ephemeral())
+
+
+def test_stage_contract():
+    keys = {definition.key.to_user_string() for definition in assets.defs.assets}
+    assert {"pinterest_detections", "fullbody_crops", "dcgan_training_set", "dcgan", "ablation_report"} <= keys
+    assert assets.resources() == {}
+    assert set(assets.DEMO_RUN_CONFIG["ops"]) <= keys
+    assert assets.dcgan.partitions_def.get_partition_keys() == ["cropped", "original", "subset"]
