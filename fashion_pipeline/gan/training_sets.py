@@ -37,6 +37,11 @@ def load_square(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
             image = opened.convert("RGB")
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
+    return square_array(image, size)
+
+
+def square_array(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Shorter side of an RGB image to ``size`` (antialiased), then the centre ``size`` x ``size`` square."""
     scale = size / min(image.width, image.height)
     resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
                            Image.Resampling.BICUBIC, reducing_gap=None)
