@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import json.encoder
 import sys
 import time
 from collections import Counter
@@ -205,22 +206,28 @@ def assign_splits(table: pd.DataFrame, options: ConvertOptions) -> np.ndarray:
     return splits
 
 
-def coco_document(rows: pd.DataFrame, info: dict) -> dict:
+def coco_json(rows: pd.DataFrame, info: dict) -> str:
+    """The COCO document of ``rows`` as compact JSON text.
+
+    Rows are formatted straight to text: building 2 x 289,222 dicts and encoding them costs about
+    twice as much time and memory. Strings go through json's own escaper.
+    """
+    escape = json.encoder.encode_basestring_ascii
     ids = rows["image_id"].tolist()
     x1, y1, x2, y2 = (rows[c].to_numpy() for c in ("x_1", "y_1", "x_2", "y_2"))
     widths, heights = (x2 - x1).tolist(), (y2 - y1).tolist()
-    images = [
-        {"id": i, "file_name": name, "width": w, "height": h}
+    images = ",".join(
+        '{"id":%d,"file_name":%s,"width":%d,"height":%d}' % (i, escape(name), w, h)
         for i, name, w, h in zip(ids, rows["image_name"].tolist(), rows["width"].tolist(), rows["height"].tolist())
-    ]
-    annotations = [
-        {"id": i, "image_id": i, "category_id": t, "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0,
-         "deepfashion_category": name}
-        for i, t, x, y, bw, bh, name in zip(ids, rows["category_type"].tolist(), x1.tolist(), y1.tolist(), widths, heights,
-                                            rows["category_name"].tolist())
-    ]
-    return {"info": info, "licenses": [], "images": images, "annotations": annotations,
-            "categories": layout.COCO_CATEGORIES}
+    )
+    annotations = ",".join(
+        '{"id":%d,"image_id":%d,"category_id":%d,"bbox":[%d,%d,%d,%d],"area":%d,"iscrowd":0,"deepfashion_category":%s}'
+        % (i, i, t, x, y, bw, bh, bw * bh, escape(name))
+        for i, t, x, y, bw, bh, name in zip(ids, rows["category_type"].tolist(), x1.tolist(), y1.tolist(), widths,
+                                            heights, rows["category_name"].tolist())
+    )
+    return (f'{{"info":{json.dumps(info)},"licenses":[],"images":[{images}],"annotations":[{annotations}],'
+            f'"categories":{json.dumps(layout.COCO_CATEGORIES)}}}')
 
 
 def split_counts(rows: pd.DataFrame) -> dict:
@@ -251,7 +258,7 @@ def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = Con
         rows = table[splits == split]
         info = {"description": "DeepFashion Category and Attribute Prediction, boxes by category_type",
                 "image_root": str(root), "split": split, "split_mode": options.split, "seed": options.seed}
-        paths[split] = write_text(out_dir / f"{split}.json", json.dumps(coco_document(rows, info), separators=(",", ":")))
+        paths[split] = write_text(out_dir / f"{split}.json", coco_json(rows, info))
         counts[split] = split_counts(rows)
     summary = {
         "image_root": str(root),

@@ -1,7 +1,7 @@
 """Image width and height from the file header, without decoding pixels.
 
 JPEG (all of DeepFashion) is read by walking its markers to the start-of-frame segment: about
-15 us a file, against about 55 us for ``PIL.Image.open(...).size``, which parses every table in
+10-20 us a file, against about 55 us for ``PIL.Image.open(...).size``, which parses every table in
 Python. Over 289,222 files that is the difference between ~5 s and ~16 s. Anything that is not a
 plain JPEG, or whose frame header is not in the first bytes, falls back to ``PIL.Image.open``
 (which also reads only the header).
@@ -14,7 +14,7 @@ from typing import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-HEAD_BYTES = 4096
+HEAD_BYTES = 2048  # JFIF/EXIF-less JPEGs have their frame header within the first few hundred bytes
 # Start-of-frame markers (baseline, progressive, lossless, arithmetic); they carry height and width.
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
@@ -49,11 +49,16 @@ def jpeg_size(head: bytes) -> Size | None:
 
 def header_size(path: str | os.PathLike) -> Size | None:
     """(width, height) of one image, or None when the file is missing or not an image."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+    try:  # raw os.open/os.read: a buffered file object costs more than the parse itself
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        head = os.read(fd, HEAD_BYTES)
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
     size = jpeg_size(head)
     if size is not None:
         return size
