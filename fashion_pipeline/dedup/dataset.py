@@ -12,12 +12,16 @@ Steps, each a function below so tests and the CLI reach them without Dagster:
 4. ``write_outputs``: ``manifest.parquet`` (one row per kept image), ``mapping.parquet`` (every input
    row -> kept image and why), ``quarantine.parquet``, ``summary.json``; all atomic.
 
-Default threshold: 10 bits of 64. Measured by ``bench/dedup_quality.py`` (see BENCHMARKS.md):
-at 10 bits recall is ~1.0 on JPEG re-encodes (q >= 30), downscales to 236/474/736 px, PNG<->JPEG
-and colour shifts, and it also catches most 5 % borders and 5 % crops, with no false pair among
-the distinct base images; at 12+ bits distinct images start to pair, at 6-8 bits borders and crops
-are mostly missed. Mirrored copies are not matched unless ``match_mirrors`` is set: they are rare
-among reposts, and doubling the comparisons doubles the chance of a false pair.
+Default threshold: 10 bits of 64, from ``bench/dedup_quality.py`` (93 distinct base pictures, 20
+transformations each; numbers in bench/results/dedup_quality.md). At 10 bits recall is 0.99 on
+JPEG re-encodes down to q30, downscales to 236/474/736 px, PNG<->JPEG and brightness, contrast,
+saturation and greyscale changes (the one miss is a chessboard, whose pHash is unstable), 0.95 on
+hue shifts and 2 % crops, 0.82 on 2 % borders and 0.43 on 5 % crops; pair precision over the whole
+pool is 0.999 (10 false pairs). Going to 8 bits loses 7-19 points
+of recall on borders and crops for 3 fewer false pairs; 12 bits gains 7-22 points there but
+multiplies false pairs by 8 (81). Larger borders/crops (>= 5-10 %) are beyond pHash at any safe
+threshold. Mirrored copies are not matched unless ``match_mirrors`` is set: it recovers flips
+(0 -> 0.99 recall) but on this pool it also pairs symmetric compositions, cutting precision a lot.
 """
 from __future__ import annotations
 
