@@ -73,3 +73,13 @@ def test_cli(tmp_path, capsys):
     assert main(["--root", str(tmp_path / "s"), "--images", "5", "--seed", "3"]) == 0
     assert "generated sample of 5 images" in capsys.readouterr().out
     assert len(list((tmp_path / "s" / "img").rglob("*.jpg"))) == 5
+
+
+def test_every_category_has_a_garment_style_of_its_type():
+    from fashion_pipeline.deepfashion.sample import CATEGORY_STYLES
+    from fashion_pipeline.synthetic.figures import FULL_STYLES, LOWER_STYLES, UPPER_STYLES
+
+    styles_of_type = {1: UPPER_STYLES, 2: LOWER_STYLES, 3: FULL_STYLES}
+    assert set(CATEGORY_STYLES) == {name for name, _ in layout.CATEGORIES}
+    for name, category_type in layout.CATEGORIES:
+        assert CATEGORY_STYLES[name] in styles_of_type[category_type]

@@ -79,3 +79,10 @@ def test_textures_have_the_requested_shape(kind):
     assert patch.shape == (40, 30, 3) and patch.dtype == np.uint8
     if kind != "solid":
         assert len(np.unique(patch.reshape(-1, 3), axis=0)) >= 2
+
+
+def test_style_can_be_fixed_and_is_checked():
+    image, box = figures.render_garment_photo(np.random.default_rng(1), 2, (240, 280), style="skirt")
+    assert box[2] > box[0]
+    with pytest.raises(ValueError, match="style 'skirt'"):
+        figures.render_garment_photo(np.random.default_rng(1), 1, (240, 280), style="skirt")

@@ -34,7 +34,7 @@ from fashion_pipeline.common.atomic import write_text
 from fashion_pipeline.deepfashion import layout
 from fashion_pipeline.synthetic.figures import render_garment_photo
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump when the drawing changes, so old samples are regenerated
 MANIFEST = "sample.json"
 # DeepFashion's pictures are at most 300 px on the long side; a few of its common shapes.
 IMAGE_SIZES = ((300, 300), (200, 300), (205, 300), (240, 300), (300, 250), (300, 225), (260, 300))
@@ -42,6 +42,21 @@ STYLE_WORDS = ("Sheer", "Classic", "Relaxed", "Cropped", "Floral", "Striped", "B
                "Paisley", "Textured", "Woven", "Belted", "Abstract", "Geo", "Mesh", "Knit", "Chiffon", "Dreaming")
 DETAIL_WORDS = ("Pleated-Front", "Tie-Front", "Button-Front", "Zippered", "Longline", "Open-Back", "V-Neck",
                 "Wrap", "Smocked", "Drawstring", "Ruffled", "Pocket", "Slit", "High-Rise", "Hooded", "Cuffed")
+# The garment shape drawn for each category, so a folder of Jeans shows trousers and one of Capes a coat.
+CATEGORY_STYLES = {
+    **dict.fromkeys(("Anorak", "Blazer", "Bomber", "Jacket", "Parka", "Peacoat"), "jacket"),
+    **dict.fromkeys(("Blouse", "Button-Down"), "blouse"),
+    **dict.fromkeys(("Cardigan", "Flannel", "Hoodie", "Poncho", "Sweater", "Turtleneck"), "sweater"),
+    **dict.fromkeys(("Halter", "Tank"), "tank"),
+    **dict.fromkeys(("Henley", "Jersey", "Tee", "Top"), "tee"),
+    **dict.fromkeys(("Sarong", "Skirt"), "skirt"),
+    **dict.fromkeys(("Cutoffs", "Shorts", "Sweatshorts", "Trunks"), "shorts"),
+    **dict.fromkeys(("Capris", "Chinos", "Culottes", "Gauchos", "Jeans", "Jeggings", "Jodhpurs", "Joggers",
+                     "Leggings", "Sweatpants"), "trousers"),
+    **dict.fromkeys(("Caftan", "Coverup", "Dress", "Kaftan", "Nightdress", "Shirtdress", "Sundress"), "dress"),
+    **dict.fromkeys(("Jumpsuit", "Onesie", "Romper"), "jumpsuit"),
+    **dict.fromkeys(("Cape", "Coat", "Kimono", "Robe"), "coat"),
+}
 NAME_COLUMN_WIDTH = 71  # DeepFashion pads image names to this width
 CATEGORY_COLUMN_WIDTH = 29
 
@@ -107,7 +122,8 @@ def write_sample(staging: Path, spec: SampleSpec) -> dict:
     boxes = []
     for index, item in enumerate(planned):
         rng = np.random.default_rng([spec.seed, 2, index])  # one stream per picture: stable under reordering
-        image, box = render_garment_photo(rng, item.category_type, item.size)
+        style = CATEGORY_STYLES[layout.CATEGORIES[item.category_label - 1][0]]
+        image, box = render_garment_photo(rng, item.category_type, item.size, style=style)
         path = staging / item.name
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path, format="JPEG", quality=90)

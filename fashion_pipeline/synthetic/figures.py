@@ -167,15 +167,15 @@ class Garment:
     neckline: float = 0.02  # depth of the neckline cut
 
 
-def random_upper(rng: np.random.Generator, label: int) -> Garment:
-    style = str(rng.choice(UPPER_STYLES))
+def random_upper(rng: np.random.Generator, label: int, style: str | None = None) -> Garment:
+    style = style or str(rng.choice(UPPER_STYLES))
     sleeve = {"tank": 0.0, "tee": rng.uniform(0.2, 0.4)}.get(style, rng.uniform(0.7, 1.0))
     hem = rng.uniform(0.44, 0.54) if style == "jacket" else rng.uniform(0.38, 0.5)
     return Garment(style, label, hem=hem, sleeve=sleeve, neckline=rng.uniform(0.0, 0.05))
 
 
-def random_lower(rng: np.random.Generator, label: int) -> Garment:
-    style = str(rng.choice(LOWER_STYLES))
+def random_lower(rng: np.random.Generator, label: int, style: str | None = None) -> Garment:
+    style = style or str(rng.choice(LOWER_STYLES))
     if style == "skirt":
         return Garment(style, label, hem=rng.uniform(0.58, 0.9), flare=rng.uniform(0.0, 0.35))
     if style == "shorts":
@@ -297,18 +297,29 @@ def _neutral_bottom(rng: np.random.Generator) -> Garment:
     return Garment("trousers", NEUTRAL_BOTTOM, hem=0.93)
 
 
-def outfit_for(rng: np.random.Generator, category_type: int) -> Outfit:
-    """An outfit whose only labelled (textured) garment has ``category_type``; the rest is neutral or skin."""
+def outfit_for(rng: np.random.Generator, category_type: int, style: str | None = None) -> Outfit:
+    """An outfit whose only labelled (textured) garment has ``category_type``; the rest is neutral or skin.
+
+    ``style`` picks the garment's shape (one of UPPER_STYLES, LOWER_STYLES or FULL_STYLES for that type);
+    random when None.
+    """
+    _check_style(category_type, style)
     long_hair = bool(rng.random() < 0.5)
     if category_type == 1:
-        return Outfit(random_upper(rng, GARMENT_UPPER), _neutral_bottom(rng), None, long_hair, bare_legs=False)
+        return Outfit(random_upper(rng, GARMENT_UPPER, style), _neutral_bottom(rng), None, long_hair, bare_legs=False)
     if category_type == 2:
-        lower = random_lower(rng, GARMENT_LOWER)
+        lower = random_lower(rng, GARMENT_LOWER, style)
         return Outfit(_neutral_top(rng), lower, None, long_hair, bare_legs=lower.style != "trousers" or rng.random() < 0.5)
     if category_type == 3:
-        full = random_full(rng, GARMENT_FULL)
+        full = random_full(rng, GARMENT_FULL, style)
         return Outfit(None, None, full, long_hair, bare_legs=bool(rng.random() < 0.7))
     raise ValueError(f"category_type must be 1, 2 or 3, got {category_type!r}")
+
+
+def _check_style(category_type: int, style: str | None) -> None:
+    allowed = {1: UPPER_STYLES, 2: LOWER_STYLES, 3: FULL_STYLES}.get(category_type, ())
+    if style is not None and style not in allowed:
+        raise ValueError(f"style {style!r} is not one of {allowed} (category_type {category_type})")
 
 
 # --------------------------------------------------------------------------- colour and texture
@@ -535,15 +546,18 @@ def _frame(rng: np.random.Generator, category_type: int, size: tuple[int, int]) 
 
 
 def render_garment_photo(
-    rng: np.random.Generator, category_type: int, size: tuple[int, int]
+    rng: np.random.Generator, category_type: int, size: tuple[int, int], style: str | None = None
 ) -> tuple[Image.Image, Box]:
     """A DeepFashion-style photo with ONE labelled garment of ``category_type`` (1 upper, 2 lower, 3 full).
 
     Returns the image and the garment's xyxy box (tight around its visible pixels, x2/y2 exclusive).
+    ``style`` optionally fixes the garment's shape (e.g. "skirt", "coat"); see ``outfit_for``.
     """
+    if category_type not in GARMENT_LABEL:
+        raise ValueError(f"category_type must be 1, 2 or 3, got {category_type!r}")
     for _ in range(20):
         body = _frame(rng, category_type, size)
-        outfit = outfit_for(rng, category_type)
+        outfit = outfit_for(rng, category_type, style)
         label = GARMENT_LABEL[category_type]
         image, boxes = _render(rng, studio_background(rng, size), body, outfit, {label: None})
         box = boxes.get(label)
