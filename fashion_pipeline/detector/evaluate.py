@@ -1,0 +1,132 @@
+"""COCO evaluation with pycocotools: the 12 standard numbers plus AP per class.
+
+The ground truth is loaded from the split's JSON file, not rebuilt from the dataset (a known
+slow spot of torchvision's reference ``coco_eval.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from fashion_pipeline.detector.data import CocoDetectionDataset, collate, load_coco_json
+from fashion_pipeline.detector.model import CLASS_NAMES
+
+# COCOeval.stats order; also the rows of the thesis's Table 5.1.
+METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+METRIC_ROWS = {  # key: (metric, IoU, area, max detections)
+    "AP": ("Average Precision", "0.50:0.95", "All", 100),
+    "AP50": ("Average Precision", "0.50", "All", 100),
+    "AP75": ("Average Precision", "0.75", "All", 100),
+    "APs": ("Average Precision", "0.50:0.95", "Small", 100),
+    "APm": ("Average Precision", "0.50:0.95", "Medium", 100),
+    "APl": ("Average Precision", "0.50:0.95", "Large", 100),
+    "AR1": ("Recall", "0.50:0.95", "All", 1),
+    "AR10": ("Recall", "0.50:0.95", "All", 10),
+    "AR100": ("Recall", "0.50:0.95", "All", 100),
+    "ARs": ("Recall", "0.50:0.95", "Small", 100),
+    "ARm": ("Recall", "0.50:0.95", "Medium", 100),
+    "ARl": ("Recall", "0.50:0.95", "Large", 100),
+}
+
+
+def coco_ground_truth(gt: str | Path | dict) -> COCO:
+    """A pycocotools COCO index over a split file (or an already loaded dict)."""
+    coco = COCO()
+    coco.dataset = load_coco_json(gt) if not isinstance(gt, dict) else gt
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def coco_metrics(gt: str | Path | dict | COCO, detections: list[dict], image_ids: Optional[Iterable[int]] = None) -> dict:
+    """Score COCO-format detections (``image_id, category_id, bbox [x,y,w,h], score``).
+
+    Returns the 12 numbers under :data:`METRIC_KEYS` and ``AP_<class>`` per category.
+    COCO's convention is kept: -1 where a number is undefined (no ground truth in that range).
+    """
+    coco_gt = gt if isinstance(gt, COCO) else coco_ground_truth(gt)
+    if not detections:
+        return {key: 0.0 for key in METRIC_KEYS} | {f"AP_{name}": 0.0 for name in CLASS_NAMES.values()}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(detections)
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted(image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    metrics = {key: float(value) for key, value in zip(METRIC_KEYS, evaluator.stats)}
+    return metrics | per_class_ap(evaluator)
+
+
+def per_class_ap(evaluator: COCOeval) -> dict:
+    """AP@[.50:.95], all areas, 100 detections, for each category (-1 when it has no ground truth)."""
+    precision = evaluator.eval["precision"]  # [iou, recall, category, area, max_dets]
+    result = {}
+    for position, category_id in enumerate(evaluator.params.catIds):
+        values = precision[:, :, position, 0, -1]
+        values = values[values > -1]
+        name = CLASS_NAMES.get(category_id, str(category_id))
+        result[f"AP_{name}"] = float(values.mean()) if values.size else -1.0
+    return result
+
+
+def to_coco_detections(image_id: int, output: dict) -> list[dict]:
+    boxes = output["boxes"].float().cpu().numpy()
+    scores = output["scores"].float().cpu().numpy()
+    labels = output["labels"].cpu().numpy()
+    xywh = np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]])
+    return [
+        {"image_id": int(image_id), "category_id": int(label), "bbox": [round(float(v), 2) for v in box], "score": float(score)}
+        for box, label, score in zip(xywh, labels, scores)
+    ]
+
+
+@torch.inference_mode()
+def predict_dataset(model, dataset: CocoDetectionDataset, device, batch_size: int = 8, num_workers: int = 0) -> list[dict]:
+    """Run the model over a split; returns COCO detections in original pixel coordinates."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    detections = []
+    for images, targets in loader:
+        images = [image.to(device, non_blocking=True).float().div_(255) for image in images]
+        for target, output in zip(targets, model(images)):
+            detections.extend(to_coco_detections(target["image_id"], output))
+    return detections
+
+
+def evaluate_model(model, json_path: str | Path, device, batch_size: int = 8, max_images: int = 0,
+                   image_root: Optional[str] = None, num_workers: int = 0) -> dict:
+    dataset = CocoDetectionDataset(json_path, image_root=image_root, max_images=max_images)
+    detections = predict_dataset(model, dataset, device, batch_size=batch_size, num_workers=num_workers)
+    image_ids = [image["id"] for image in dataset.images]
+    return coco_metrics(dataset.coco, detections, image_ids=image_ids)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    from fashion_pipeline.common.device import pick_device
+    from fashion_pipeline.detector.inference import load_detector
+
+    parser = argparse.ArgumentParser(description="COCO-evaluate a trained detector checkpoint on a split.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("json_path", help="COCO split, e.g. <data_root>/deepfashion_coco/val.json")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-images", type=int, default=0, help="0 = the whole split")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    model = load_detector(args.checkpoint, device)
+    print(json.dumps(evaluate_model(model, args.json_path, device, args.batch_size, args.max_images), indent=2))
+
+
+if __name__ == "__main__":
+    main()
