@@ -440,3 +440,15 @@ def test_endless_feed_never_reaches_the_boundary(site):
     html = fetch(site.board_url("Chloé") + "?endless=1")[2].decode()
     bookmark = json.loads(re.search(r'id="board-config">(.*?)</script>', html).group(1))["bookmark"]
     assert decode_bookmark(bookmark)[2] is True
+
+
+def test_draw_scale_keeps_the_promised_size_and_has_its_own_cache(tmp_path):
+    from fashion_pipeline.pinterest.site.images import ImageStore
+
+    catalog = SiteCatalog(["Prada"], 2, seed=0)
+    spec = catalog.boards["prada"].pins[0].image
+    full, half = ImageStore(tmp_path, catalog, 1.0), ImageStore(tmp_path, catalog, 0.5)
+    assert full.file_path(spec, "originals") != half.file_path(spec, "originals")
+    assert Image.open(half.ensure(spec, "originals")).size == spec.size
+    with pytest.raises(ValueError, match="draw_scale"):
+        ImageStore(tmp_path, catalog, 0.0)

@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import tempfile
 import threading
 from pathlib import Path
 
 from fashion_pipeline.pinterest.site.catalog import THESIS_BRANDS
 from fashion_pipeline.pinterest.site.faults import FaultConfig
+from fashion_pipeline.pinterest.site.images import DEFAULT_DRAW_SCALE
 from fashion_pipeline.pinterest.site.server import EmbeddedPinterestSite
 
 
@@ -23,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, default=None, help="image cache folder (default: a temporary folder)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every image request")
+    parser.add_argument("--draw-scale", type=float, default=DEFAULT_DRAW_SCALE,
+                        help="draw originals at this fraction of their size, then upscale (1: full detail, slower)")
     faults = parser.add_argument_group("faults (rates are per URL, deterministic given --fault-seed)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--error-500-rate", type=float, default=0.0)
@@ -36,8 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # `kill` stops the server as cleanly as Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     faults = FaultConfig(
         seed=args.fault_seed, error_500_rate=args.error_500_rate, error_429_rate=args.error_429_rate,
         slow_rate=args.slow_rate, truncated_rate=args.truncated_rate, garbage_rate=args.garbage_rate,
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="embedded-pinterest-") as scratch:
         site = EmbeddedPinterestSite(args.root or scratch, args.brands, args.pins, args.seed, faults,
-                                     args.latency, host=args.host, port=args.port)
+                                     args.latency, host=args.host, port=args.port, draw_scale=args.draw_scale)
         with site:
             print(f"Embedded Pinterest at {site.base_url}/  (Ctrl-C to stop)")
             for brand in args.brands:

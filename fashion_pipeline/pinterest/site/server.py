@@ -32,7 +32,7 @@ from fashion_pipeline.common.atomic import write_json
 from fashion_pipeline.pinterest.site import pages
 from fashion_pipeline.pinterest.site.catalog import DEFAULT_USER, SiteCatalog, SiteMix, stable_int
 from fashion_pipeline.pinterest.site.faults import FAULT_KINDS, FaultConfig, FaultPlanner
-from fashion_pipeline.pinterest.site.images import CONTENT_TYPES, ImageStore
+from fashion_pipeline.pinterest.site.images import CONTENT_TYPES, DEFAULT_DRAW_SCALE, ImageStore
 
 SESSION_COOKIE = "_pinterest_sess"
 IMAGE_PATH = re.compile(
@@ -62,10 +62,11 @@ class EmbeddedPinterestSite:
         port: int = 0,
         mix: SiteMix = SiteMix(),
         user: str = DEFAULT_USER,
+        draw_scale: float = DEFAULT_DRAW_SCALE,
     ):
         self.root_dir = Path(root_dir)
         self.catalog = SiteCatalog(brands, pins_per_board, seed, mix, user)
-        self.store = ImageStore(self.root_dir, self.catalog)
+        self.store = ImageStore(self.root_dir, self.catalog, draw_scale)
         self.faults = FaultPlanner(faults)
         self.latency_s = latency_s
         self._address = (host, port)
