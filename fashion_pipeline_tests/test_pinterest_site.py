@@ -390,10 +390,17 @@ def test_garbage_and_html_bodies_are_not_decodable_images(site):
     assert headers["Content-Type"] == "image/jpeg" and body.startswith(b"<!DOCTYPE html>")
 
 
-def test_slow_fault_is_counted_and_still_answers(site):
-    site.set_faults(FaultConfig(slow_rate=1.0, slow_delay_s=0.2))
-    assert fetch(first_image_url(site))[0] == 200
-    assert site.stats()["faults_injected"] == {"slow": 1}
+def test_slow_fault_and_latency_pause_image_responses_only(tmp_path, monkeypatch):
+    from fashion_pipeline.pinterest.site import server
+
+    pauses = []
+    monkeypatch.setattr(server, "_pause", pauses.append)
+    faults = FaultConfig(slow_rate=1.0, slow_delay_s=2.5)
+    with EmbeddedPinterestSite(tmp_path, ["Prada"], 3, faults=faults, latency_s=0.05) as s:
+        assert fetch(s.board_url("Prada"))[0] == 200
+        assert pauses == []  # pages are spared unless include_pages
+        assert fetch(first_image_url(s, index=0))[0] == 200
+        assert pauses == [0.05, 2.5] and s.stats()["faults_injected"] == {"slow": 1}
 
 
 def test_faults_can_be_forced_per_request_and_spare_pages_by_default(site):
@@ -452,3 +459,17 @@ def test_draw_scale_keeps_the_promised_size_and_has_its_own_cache(tmp_path):
     assert Image.open(half.ensure(spec, "originals")).size == spec.size
     with pytest.raises(ValueError, match="draw_scale"):
         ImageStore(tmp_path, catalog, 0.0)
+
+
+def test_a_failure_while_drawing_answers_500_with_the_reason(tmp_path, monkeypatch):
+    from fashion_pipeline.pinterest.site import images
+
+    def broken_draw(spec, scale=1.0):
+        raise RuntimeError(f"cannot draw {spec.hex}")
+
+    monkeypatch.setattr(images, "draw", broken_draw)
+    with EmbeddedPinterestSite(tmp_path, ["Prada"], 2) as s:
+        spec = s.catalog.boards["prada"].pins[0].image
+        status, _, body = fetch(image_url(s, spec, "236x"))
+        assert status == 500 and f"cannot draw {spec.hex}".encode() in body
+        assert not list(tmp_path.rglob("*.jpg"))  # nothing half-made lands in the cache

@@ -16,6 +16,7 @@ checked for presence, never stored or logged.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -34,6 +35,8 @@ from fashion_pipeline.pinterest.site.catalog import DEFAULT_USER, SiteCatalog, S
 from fashion_pipeline.pinterest.site.faults import FAULT_KINDS, FaultConfig, FaultPlanner
 from fashion_pipeline.pinterest.site.images import CONTENT_TYPES, DEFAULT_DRAW_SCALE, ImageStore
 
+log = logging.getLogger(__name__)
+_pause = time.sleep  # one seam for latency and slow faults, so tests can watch them without waiting
 SESSION_COOKIE = "_pinterest_sess"
 IMAGE_PATH = re.compile(
     r"^/i/(?P<size>236x|474x|736x|originals)/(?P<a>[0-9a-f]{2})/(?P<b>[0-9a-f]{2})/(?P<c>[0-9a-f]{2})/"
@@ -209,6 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, head: bool) -> None:
         self.head_only = head
+        self._responded = False
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         self.logged_in = self.site._note_session(self._session_token())
@@ -239,6 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_html(HTTPStatus.NOT_FOUND, pages.error_page(404, f"no page at {url.path}"), "not_found")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing to answer
+        except Exception as error:  # a bug or a failed drawing: answer 500 rather than drop the connection
+            log.exception("embedded site: %s %s failed", self.command, url.path)
+            self.close_connection = True
+            if not self._responded:
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}".encode(), "text/plain", "error")
 
     def _session_token(self) -> str | None:
         try:
@@ -302,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         """500/429/slow on pages and feeds: only when configured with include_pages or forced."""
         kind = self.site.faults.decide(path, is_image=False, forced=_forced_fault(query))
         if kind == "slow":
-            time.sleep(self.site.faults.config.slow_delay_s)
+            _pause(self.site.faults.config.slow_delay_s)
             return False
         if kind in ("500", "429"):
             self._send_status_fault(kind, "page")
@@ -312,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- images --------------------------------------------------------------------------
     def _serve_image(self, path: str, match, query) -> None:
         if self.site.latency_s:
-            time.sleep(self.site.latency_s)
+            _pause(self.site.latency_s)
         spec = self.site.catalog.image(match["hex"])
         if spec is None or (match["a"], match["b"], match["c"]) != (spec.hex[0:2], spec.hex[2:4], spec.hex[4:6]):
             return self._send(HTTPStatus.NOT_FOUND, b"Not Found", "text/plain", "image")
@@ -326,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind in ("500", "429"):
             return self._send_status_fault(kind, "image")
         if kind == "slow":
-            time.sleep(self.site.faults.config.slow_delay_s)
+            _pause(self.site.faults.config.slow_delay_s)
         if kind == "html":
             return self._send(HTTPStatus.OK, LOGIN_WALL, "text/html; charset=utf-8", "image_fault")
         if kind == "html_disguised":
@@ -342,6 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_truncated(self, body: bytes, content_type: str) -> None:
         """Promise the whole body, send half of it, then drop the connection."""
+        self._responded = True
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -366,6 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), "application/json", route)
 
     def _send(self, status: int, body: bytes, content_type: str, route: str, headers: dict | None = None) -> None:
+        self._responded = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
