@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 
 from fashion_pipeline.detector.model import CLASS_NAMES
 
@@ -87,10 +87,11 @@ class CocoDetectionDataset(Dataset):
     def read_image(self, index: int) -> torch.Tensor:
         path = self.image_root / self.images[index]["file_name"]
         try:
-            data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-            return decode_image(data, mode=ImageReadMode.RGB)
-        except (OSError, RuntimeError) as error:
+            with Image.open(path) as opened:
+                array = np.asarray(opened.convert("RGB"))
+        except OSError as error:
             raise OSError(f"{path} (image id {self.images[index]['id']} in {self.json_path}): cannot read: {error}") from error
+        return torch.from_numpy(array).permute(2, 0, 1)
 
     def target(self, index: int) -> dict:
         image = self.images[index]

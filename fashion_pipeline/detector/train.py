@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--box-batch-size-per-image", type=int, default=512)
     net.add_argument("--box-score-thresh", type=float, default=0.05)
     net.add_argument("--box-detections-per-img", type=int, default=100)
+    net.add_argument("--fpn-channels", type=int, default=256)
+    net.add_argument("--returned-layers", type=int, nargs="+", default=[1, 2, 3, 4], help="ResNet stages feeding the FPN")
+    net.add_argument("--representation-size", type=int, default=1024, help="box head MLP width")
 
     solver = parser.add_argument_group("solver (thesis section 4.2)")
     solver.add_argument("--max-iter", type=int, default=50_000)
@@ -109,7 +112,9 @@ def solver_config(args) -> engine.SolverConfig:
 
 def model_sizes(args) -> dict:
     fields = set(DetectorSpec.__dataclass_fields__) - {"backbone", "norm", "trainable_backbone_layers"}
-    return {field: getattr(args, field) for field in fields}
+    sizes = {field: getattr(args, field) for field in fields}
+    sizes["returned_layers"] = tuple(sizes["returned_layers"])
+    return sizes
 
 
 def training_signature(spec: DetectorSpec, solver: engine.SolverConfig, train_json: Path) -> dict:

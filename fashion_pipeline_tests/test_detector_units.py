@@ -1,0 +1,188 @@
+"""Detector plain-module tests that need no training: COCO numbers by hand, schedule, sampler, selection."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_pipeline.detector import engine
+from fashion_pipeline.detector.data import CocoDetectionDataset, GroupedBatchSampler, aspect_ratio_groups, hflip, load_coco_json
+from fashion_pipeline.detector.evaluate import coco_metrics
+from fashion_pipeline.detector.model import DetectorSpec, build_detector, find_pretrained_weights, resolve_spec
+from fashion_pipeline.detector.selection import NoTrainedDetector, pick_best, rank_candidates, read_candidates, select
+from fashion_pipeline_tests.detector_fixtures import write_tiny_coco
+
+CATEGORIES = [{"id": 1, "name": "upper"}, {"id": 2, "name": "lower"}, {"id": 3, "name": "full"}]
+
+
+def hand_made_ground_truth() -> dict:
+    # Both boxes are 100x100 = 10000 px > 96^2, so every object is "large".
+    return {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 300, "height": 300}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 100, 100], "area": 10000, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [150, 150, 100, 100], "area": 10000, "iscrowd": 0},
+        ],
+        "categories": CATEGORIES,
+    }
+
+
+def test_coco_numbers_match_hand_computation():
+    detections = [
+        # upper: one box of IoU 0.78 -> a hit at IoU .50-.75 (6 of 10 thresholds), a miss at .80-.95
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 100, 78], "score": 0.9},
+        # lower: a false positive ranked above an exact hit -> precision 1/2 at recall 1, at every threshold
+        {"image_id": 1, "category_id": 2, "bbox": [0, 150, 100, 100], "score": 0.9},
+        {"image_id": 1, "category_id": 2, "bbox": [150, 150, 100, 100], "score": 0.8},
+    ]
+    metrics = coco_metrics(hand_made_ground_truth(), detections)
+    expected = {
+        "AP": (0.6 + 0.5) / 2, "AP50": (1.0 + 0.5) / 2, "AP75": (1.0 + 0.5) / 2,
+        "APs": -1.0, "APm": -1.0, "APl": (0.6 + 0.5) / 2,
+        # with 1 detection per image, lower keeps only its false positive: recall 0
+        "AR1": (0.6 + 0.0) / 2, "AR10": (0.6 + 1.0) / 2, "AR100": (0.6 + 1.0) / 2,
+        "ARs": -1.0, "ARm": -1.0, "ARl": (0.6 + 1.0) / 2,
+        "AP_upper": 0.6, "AP_lower": 0.5, "AP_full": -1.0,
+    }
+    assert metrics == pytest.approx(expected, abs=1e-9)
+
+
+def test_no_detections_scores_zero():
+    metrics = coco_metrics(hand_made_ground_truth(), [])
+    assert metrics["AP"] == 0.0 and metrics["AR100"] == 0.0
+
+
+def test_lr_schedule_warms_up_then_steps():
+    solver = engine.SolverConfig(base_lr=0.0025, lr_steps=(20_000, 40_000), gamma=0.1, warmup_iters=1000, warmup_factor=0.001)
+    assert engine.lr_factor(0, solver) == pytest.approx(0.001)
+    assert engine.lr_factor(500, solver) == pytest.approx(0.001 * 0.5 + 0.5)
+    assert engine.lr_factor(1000, solver) == 1.0
+    assert engine.lr_factor(19_999, solver) == 1.0
+    assert engine.lr_factor(20_000, solver) == pytest.approx(0.1)
+    assert engine.lr_factor(45_000, solver) == pytest.approx(0.01)
+
+
+def test_grouped_sampler_keeps_groups_and_resumes_exactly():
+    ratios = [0.5, 2.0] * 10
+    groups = aspect_ratio_groups(ratios, 3)
+    sampler = GroupedBatchSampler(groups, batch_size=2, seed=7, hflip_prob=0.5)
+    stream = iter(sampler)
+    first = [next(stream) for _ in range(12)]
+    for batch in first:
+        assert len({groups[index] for index, _ in batch}) == 1
+    assert any(flip for batch in first for _, flip in batch) and not all(flip for batch in first for _, flip in batch)
+    resumed = iter(GroupedBatchSampler(groups, batch_size=2, seed=7, hflip_prob=0.5, start_batch=5))
+    assert [next(resumed) for _ in range(7)] == first[5:]
+    other_rank = iter(GroupedBatchSampler(groups, batch_size=2, seed=7, hflip_prob=0.5, rank=1, world_size=2))
+    assert [next(other_rank) for _ in range(3)] == [first[1], first[3], first[5]]
+
+
+def test_hflip_mirrors_boxes():
+    image = torch.zeros(3, 10, 20, dtype=torch.uint8)
+    image[:, :, :5] = 255
+    flipped, target = hflip(image, {"boxes": torch.tensor([[0.0, 1.0, 5.0, 9.0]]), "labels": torch.tensor([1])})
+    assert target["boxes"].tolist() == [[15.0, 1.0, 20.0, 9.0]]
+    assert flipped[0, 0, 15:].eq(255).all() and flipped[0, 0, :15].eq(0).all()
+
+
+def test_dataset_reads_sizes_from_json_and_boxes_as_xyxy(tmp_path):
+    coco_dir = write_tiny_coco(tmp_path / "coco", train=4, val=2)
+    dataset = CocoDetectionDataset(coco_dir / "train.json")
+    assert dataset.aspect_ratios() == [80 / 96, 96 / 80, 80 / 96, 96 / 80]
+    image, target = dataset[0]
+    annotation = dataset.coco["annotations"][0]
+    x, y, w, h = annotation["bbox"]
+    assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 96, 80)
+    assert target["boxes"].tolist() == [[x, y, x + w, y + h]] and target["labels"].tolist() == [1]
+
+
+def test_bad_annotation_names_file_and_annotation(tmp_path):
+    coco = hand_made_ground_truth()
+    coco["annotations"][1]["category_id"] = 7
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match=r"bad\.json: annotation id=2: category_id 7"):
+        load_coco_json(path)
+    path.write_text('{"images": [],\n "annotations": [,]}')
+    with pytest.raises(ValueError, match=r"bad\.json:2: not valid JSON"):
+        load_coco_json(path)
+
+
+def test_divergence_and_nan_stop_with_a_clear_message(tmp_path):
+    solver = engine.SolverConfig(divergence_factor=10.0)
+    state = engine.TrainState()
+    window = {"start": 0, "iteration": 20, "loss": 2.0, **{name: 0.5 for name in engine.LOSS_NAMES}}
+    engine.check_window(state, window, solver, tmp_path / "checkpoint_last.pt")
+    with pytest.raises(engine.TrainingDiverged, match="loss diverged: 25.000 at iterations 20-40"):
+        engine.check_window(state, {**window, "start": 20, "iteration": 40, "loss": 25.0}, solver, tmp_path / "c.pt")
+    with pytest.raises(engine.TrainingDiverged, match="loss became nan between iterations 40 and 60"):
+        engine.check_window(state, {**window, "start": 40, "iteration": 60, "loss": math.nan}, solver, tmp_path / "c.pt")
+
+
+def test_pretrained_weights_come_from_the_hub_cache_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    spec, path, reason = resolve_spec("resnet18")
+    assert path is None and spec.norm == "bn" and spec.trainable_backbone_layers == 5 and "resnet18-f37072fd.pth" in reason
+    import torchvision
+
+    classifier = torchvision.models.resnet18(weights=None)
+    torch.nn.init.constant_(classifier.conv1.weight, 0.125)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(classifier.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    spec, path, reason = resolve_spec("resnet18")
+    assert path is not None and spec.norm == "frozen_bn" and spec.trainable_backbone_layers == 3
+    model = build_detector(spec, path)
+    assert torch.all(model.backbone.body.conv1.weight == 0.125)
+    assert not model.backbone.body.layer1[0].conv1.weight.requires_grad and model.backbone.body.layer2[0].conv1.weight.requires_grad
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        find_pretrained_weights("resnet18", str(tmp_path / "nowhere.pth"))
+
+
+def test_asset_config_defaults_match_the_cli_defaults():
+    from fashion_pipeline.detector.assets import DetectorTrainingConfig, train_command
+    from fashion_pipeline.detector.train import build_parser
+
+    command = train_command(DetectorTrainingConfig(), "resnet50", "/coco", "/out", "auto")
+    from_asset = vars(build_parser().parse_args(command[3:]))
+    defaults = vars(build_parser().parse_args(["--output-dir", "/out", "--coco-dir", "/coco"]))
+    assert from_asset == defaults
+    assert defaults["base_lr"] == 0.0025 and defaults["weight_decay"] == 1e-4 and defaults["lr_steps"] == [20_000, 40_000]
+    assert defaults["max_iter"] == 50_000 and defaults["momentum"] == 0.9 and defaults["gamma"] == 0.1
+
+
+def _candidate(root: Path, backbone: str, ap: float, ap50: float, parameters: int, checkpoint: bool = True) -> None:
+    folder = root / backbone
+    folder.mkdir(parents=True)
+    if checkpoint:
+        (folder / "model_final.pt").write_bytes(b"x")
+    metrics = {"backbone": backbone, "AP": ap, "AP50": ap50, "parameters": parameters,
+               "checkpoint": str(folder / "model_final.pt"), **{k: 0.1 for k in ("AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_best_detector_rule_and_ties(tmp_path):
+    root = tmp_path / "fashion_detector"
+    _candidate(root, "resnet50", 0.647, 0.890, 41_000_000)
+    _candidate(root, "resnet101", 0.663, 0.896, 60_000_000)
+    _candidate(root, "resnext101_32x8d", 0.700, 0.950, 105_000_000, checkpoint=False)  # unfinished: ignored
+    record, ranked = select(root, tmp_path / "best.json")
+    assert record["backbone"] == "resnet101" and [m["backbone"] for m in ranked] == ["resnet101", "resnet50"]
+    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"].endswith("resnet101/model_final.pt")
+
+    same_ap = [{"backbone": "resnet50", "AP": 0.66301, "AP50": 0.89, "parameters": 2},
+               {"backbone": "resnet101", "AP": 0.66299, "AP50": 0.90, "parameters": 3}]
+    assert pick_best(same_ap)["backbone"] == "resnet101"  # AP equal at 4 d.p. -> higher AP50
+    same_ap50 = [{"backbone": "resnet101", "AP": 0.5, "AP50": 0.9, "parameters": 3},
+                 {"backbone": "resnext101_32x8d", "AP": 0.5, "AP50": 0.9, "parameters": 2}]
+    assert pick_best(same_ap50)["backbone"] == "resnext101_32x8d"  # fewer parameters
+    all_same = [{"backbone": "resnext101_32x8d", "AP": 0.5, "AP50": 0.9, "parameters": 2},
+                {"backbone": "resnet101", "AP": 0.5, "AP50": 0.9, "parameters": 2}]
+    assert [m["backbone"] for m in rank_candidates(all_same)] == ["resnet101", "resnext101_32x8d"]  # thesis order
+
+
+def test_best_detector_fails_clearly_without_candidates(tmp_path):
+    with pytest.raises(NoTrainedDetector, match="materialize at least one fashion_detector partition"):
+        pick_best(read_candidates(tmp_path), tmp_path)
