@@ -22,6 +22,12 @@ return {
   more: ids('div[data-test-id="more-ideas-feed"] div[data-test-id="pin"]'),
   boundary: !!document.querySelector('div[data-test-id="more-ideas-header"] h2'),
   srcsets: Array.from(document.querySelectorAll('div[data-test-id="pin"] img'), img => img.getAttribute('srcset')),
+  // Pins that break the contract: link not /pin/<id>/, or src not the srcset's 1x URL.
+  malformed: Array.from(document.querySelectorAll('div[data-test-id="pin"]')).filter(pin => {
+    const link = pin.querySelector('a'), img = pin.querySelector('img');
+    return !link || link.getAttribute('href') !== '/pin/' + pin.getAttribute('data-pin-id') + '/'
+      || !img || img.getAttribute('srcset').split(' ')[0] !== img.getAttribute('src');
+  }).length,
 };
 """
 
@@ -56,6 +62,7 @@ def test_scrolling_loads_the_whole_board_then_the_more_ideas_boundary(driver, tm
         assert state["board"] == board_ids  # every pin once, in board order, none after the boundary
         assert state["more"] and not set(state["more"]) & set(board_ids + site.board_pin_ids("Gucci"))
         assert all(s.count(" 1x") == s.count(" 2x") == s.count(" 3x") == 1 for s in state["srcsets"])
+        assert state["malformed"] == 0
         assert site.stats()["requests"].get("feed 200", 0) >= 3  # pins 16..70 came from the JS feed
 
         # The More-ideas feed keeps growing as one scrolls: it never ends.
@@ -65,6 +72,13 @@ def test_scrolling_loads_the_whole_board_then_the_more_ideas_boundary(driver, tm
         # Lazy images: the browser fetched thumbnails, not every size of every pin.
         requests = [path for _, path, _ in site.request_log if path.startswith("/i/")]
         assert requests and all("/236x/" in path for path in requests)
+
+
+def test_search_for_brand_runway_scrolls_like_the_board(driver, tmp_path):
+    with EmbeddedPinterestSite(tmp_path, ["Chloé", "Prada"], pins_per_board=30, seed=2) as site:
+        driver.get(site.search_url("Chloé runway"))
+        state = scroll_until(driver, lambda s: s["boundary"])
+        assert state["boundary"] and state["board"] == site.board_pin_ids("Chloé") and state["malformed"] == 0
 
 
 def test_endless_board_never_shows_the_boundary(driver, tmp_path):
