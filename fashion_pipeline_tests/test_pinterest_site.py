@@ -473,3 +473,10 @@ def test_a_failure_while_drawing_answers_500_with_the_reason(tmp_path, monkeypat
         status, _, body = fetch(image_url(s, spec, "236x"))
         assert status == 500 and f"cannot draw {spec.hex}".encode() in body
         assert not list(tmp_path.rglob("*.jpg"))  # nothing half-made lands in the cache
+
+
+def test_unknown_brand_names_the_brands_served(site):
+    with pytest.raises(KeyError, match="no board for brand 'Zara'.*Prada"):
+        site.board_url("Zara")
+    changed = site.set_faults(error_429_rate=0.5)
+    assert changed.error_429_rate == 0.5 and changed.error_500_rate == 0.0

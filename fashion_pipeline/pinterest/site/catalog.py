@@ -180,7 +180,10 @@ class SiteCatalog:
 
     # ---- lookups -------------------------------------------------------------------------
     def board_for_brand(self, brand: str) -> Board:
-        return self.boards[brand_slug(brand)]
+        board = self.boards.get(brand_slug(brand))
+        if board is None:
+            raise KeyError(f"the embedded site has no board for brand {brand!r}; it serves {', '.join(self.brands)}")
+        return board
 
     def board_for_query(self, query: str) -> Board | None:
         """'<brand> runway' (any case, accents optional) or the bare brand name finds its board."""

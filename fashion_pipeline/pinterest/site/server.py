@@ -15,6 +15,7 @@ checked for presence, never stored or logged.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -130,7 +131,7 @@ class EmbeddedPinterestSite:
     def set_faults(self, faults: FaultConfig | None = None, **changes) -> FaultConfig:
         """Replace the fault settings (``None``: no faults), or change some fields of the current ones."""
         if faults is None and changes:
-            faults = FaultConfig(**{**self.faults.config.__dict__, **changes})
+            faults = dataclasses.replace(self.faults.config, **changes)
         self.faults.reset(faults)
         return self.faults.config
 
