@@ -22,7 +22,7 @@ from fashion_pipeline.pinterest.brands import Brand, brand_by_slug, load_brands
 from fashion_pipeline.pinterest.download import (
     ASSET_NAME, FAILURE_REASONS, BrandStore, DownloadReport, DownloadSettings, PinOutcome, download_pins,
 )
-from fashion_pipeline.pinterest.scraper import ScrapeResult, ScrollSettings, Selectors, login, scroll_and_collect, start_browser
+from fashion_pipeline.pinterest.scraper import KeptBrowsers, ScrapeResult, ScrollSettings, Selectors, login, scroll_and_collect, start_browser
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ def _embedded_site(root: Path, pins_per_board: int, seed: int, latency_s: float)
         return _sites[key]
 
 
+_kept_browsers = KeptBrowsers()
+
+
 @dataclass
 class BrowseSession:
     """An open browser (logged in or not) plus where each brand's pins are."""
@@ -93,6 +96,9 @@ class PinterestScraper(dg.ConfigurableResource):
     scroll_pause_s: Optional[float] = Field(default=None, description="longest wait after a scroll; default 0.3 s embedded, 2 s live")
     embedded_seed: int = 0
     embedded_latency_s: float = Field(default=0.0, description="embedded mode: added latency per response (realism)")
+    reuse_browser: bool = Field(
+        default=True, description="keep Chromium open (and logged in) for the next run in the same process"
+    )
     selector_pin: str = Selectors.pin
     selector_end_of_board: str = Selectors.end_of_board
     selector_login_email: str = Selectors.login_email
@@ -130,14 +136,26 @@ class PinterestScraper(dg.ConfigurableResource):
             base_url = site.base_url
         else:
             base_url = self.base_url or os.environ.get("PINTEREST_BASE_URL") or DEFAULT_BASE_URL
-        driver = start_browser()
-        try:
-            credentials = self._credentials() if self.login != "never" else None
+        credentials = self._credentials() if self.login != "never" else None
+        key = (base_url, credentials[0] if credentials else None)  # the account, never the password
+        driver = _kept_browsers.take(key) if self.reuse_browser else None
+        if driver is None:
+            driver = start_browser()
             if credentials:
-                login(driver, base_url, *credentials, selectors=self._selectors())
+                try:
+                    login(driver, base_url, *credentials, selectors=self._selectors())
+                except BaseException:
+                    driver.quit()
+                    raise
+        finished = False
+        try:
             yield BrowseSession(driver, base_url, credentials is not None, site, self._selectors())
+            finished = True
         finally:
-            driver.quit()
+            if finished and self.reuse_browser:
+                _kept_browsers.give_back(key, driver)
+            else:
+                driver.quit()
 
 
 class PinterestImagesConfig(dg.Config):
@@ -286,7 +304,11 @@ def resources() -> dict:
 DEMO_RUN_CONFIG = {
     "ops": {
         "pinterest_images": {
-            "config": {"embedded_pins_per_board": 24, "scroll_pause_s": 0.25, "persistence": 3, "thumbnails": 16}
+            "config": {
+                "embedded_pins_per_board": 24, "scroll_pause_s": 0.25, "persistence": 3, "thumbnails": 16,
+                # localhost: the politeness limit is for real servers
+                "requests_per_second": 50.0,
+            }
         }
     }
 }

@@ -14,8 +14,10 @@ feed of other people's pins and is never collected.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +75,49 @@ def start_browser():
     from fashion_pipeline.common.browser import chrome_driver
 
     return chrome_driver(extra_args=BROWSER_ARGS)
+
+
+class KeptBrowsers:
+    """Browsers kept open between scrapes in one process (``make demo`` runs every brand in one
+    process: starting Chromium and logging in once instead of twenty times). A browser is
+    handed to one user at a time and dropped if it stopped answering."""
+
+    def __init__(self):
+        self._kept: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.quit_all)
+
+    def take(self, key: tuple):
+        with self._lock:
+            driver = self._kept.pop(key, None)
+        if driver is None:
+            return None
+        try:
+            driver.current_url  # noqa: B018 - a cheap round trip: is the browser still there?
+            return driver
+        except Exception:
+            _quit_quietly(driver)
+            return None
+
+    def give_back(self, key: tuple, driver) -> None:
+        with self._lock:
+            previous = self._kept.get(key)
+            self._kept[key] = driver
+        if previous is not None:
+            _quit_quietly(previous)
+
+    def quit_all(self) -> None:
+        with self._lock:
+            drivers, self._kept = list(self._kept.values()), {}
+        for driver in drivers:
+            _quit_quietly(driver)
+
+
+def _quit_quietly(driver) -> None:
+    try:
+        driver.quit()
+    except Exception:  # already gone: nothing left to clean up
+        pass
 
 
 class LoginFailed(RuntimeError):
