@@ -1,6 +1,8 @@
 """The Selenium scraper against the embedded site, in Debian's headless Chromium."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from fashion_pipeline.pinterest.scraper import LoginFailed, ScrollSettings, login, scroll_and_collect, start_browser
@@ -82,13 +84,15 @@ def test_max_pins_caps_the_collection(site, driver):
     assert result.stopped_because in ("max_pins", "end_of_board")
 
 
-def test_login_opens_a_session_that_later_requests_carry(site, driver):
+def test_login_opens_a_session_that_later_requests_carry(site, driver, caplog):
+    caplog.set_level(logging.DEBUG)  # selenium would log typed text at DEBUG
     before = site.stats()
     login(driver, site.base_url, "someone@example.org", "not-a-real-password")
     scroll_and_collect(driver, site.board_url("Prada"), QUICK)
     after = site.stats()
     assert after["logins"] == before["logins"] + 1
     assert after["session_requests"] > before["session_requests"]
+    assert "selenium" in caplog.text and "not-a-real-password" not in caplog.text
 
 
 def test_login_failure_is_clear_and_never_shows_the_password(site, driver):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import logging
 import threading
@@ -231,6 +232,19 @@ def _stop_reason(state: dict, idle_rounds: int, collected: int, settings: Scroll
     return None
 
 
+@contextlib.contextmanager
+def _wire_log_silenced():
+    """Selenium logs every WebDriver command body at DEBUG, typed text included: keep the
+    credentials out of any log, whatever level the user set."""
+    wire_log = logging.getLogger("selenium.webdriver.remote.remote_connection")
+    previous = wire_log.level
+    wire_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        wire_log.setLevel(previous)
+
+
 def login(driver, base_url: str, email: str, password: str, selectors: Selectors = Selectors(), timeout_s: float = 30.0) -> None:
     """Fill pinterest's login form and wait for it to go away."""
     from selenium.common.exceptions import TimeoutException
@@ -245,9 +259,10 @@ def login(driver, base_url: str, email: str, password: str, selectors: Selectors
         email_box = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, selectors.login_email)))
     except TimeoutException as error:
         raise LoginFailed(f"{login_url}: no login field {selectors.login_email!r} within {timeout_s}s") from error
-    email_box.send_keys(email)
     password_box = driver.find_element(By.CSS_SELECTOR, selectors.login_password)
-    password_box.send_keys(password)
+    with _wire_log_silenced():
+        email_box.send_keys(email)
+        password_box.send_keys(password)
     driver.find_element(By.CSS_SELECTOR, selectors.login_submit).click()
     try:
         wait.until(EC.staleness_of(password_box))
