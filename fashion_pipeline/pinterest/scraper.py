@@ -9,7 +9,7 @@ nothing. A board's own pins end at the "More ideas" header; everything after it 
 feed of other people's pins and is never collected.
 
     python -m fashion_pipeline.pinterest.scraper --url https://www.pinterest.com/<user>/<board>/ --out pins.json
-    python -m fashion_pipeline.pinterest.scraper --embedded prada --out pins.json   # local site
+    python -m fashion_pipeline.pinterest.scraper --embedded Prada --out pins.json --download-to data
 """
 from __future__ import annotations
 
@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site-root", default="data/pinterest_site", help="embedded site's image cache")
     parser.add_argument("--pins-per-board", type=int, default=30)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--download-to", metavar="DATA_ROOT",
+                        help="also download the images (needed with --embedded: the site stops when this exits)")
     defaults = ScrollSettings()
     parser.add_argument("--max-iterations", type=int, default=defaults.max_iterations)
     parser.add_argument("--persistence", type=int, default=defaults.persistence)
@@ -299,12 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     driver = start_browser()
     try:
         result = scroll_and_collect(driver, url, settings)
+        write_json(Path(args.out), [asdict(pin) for pin in result.pins], indent=1)
+        print(f"{len(result.pins)} pins from {url} in {result.rounds} rounds ({result.stopped_because}) -> {args.out}")
+        if args.download_to:
+            from fashion_pipeline.pinterest.brands import slugify
+            from fashion_pipeline.pinterest.download import download_pins
+
+            report = download_pins(result.pins, slugify(args.embedded or "brand"), args.download_to)
+            print(json.dumps({k: v for k, v in report.as_dict().items() if k != "new_files"}, indent=2))
     finally:
         driver.quit()
         if site is not None:
             site.stop()
-    write_json(Path(args.out), [asdict(pin) for pin in result.pins], indent=1)
-    print(f"{len(result.pins)} pins from {url} in {result.rounds} rounds ({result.stopped_because}) -> {args.out}")
     return 0
 
 
