@@ -251,6 +251,9 @@ def scrape_count(scrape: ScrapeResult) -> int:
     partitions_def=BRAND_PARTITIONS,
     group_name="pinterest",
     kinds={"selenium", "parquet"},
+    # The rate limit is per run; one scrape at a time keeps a 20-brand backfill polite overall
+    # (and one Chromium at a time on a small machine). dagster.yaml sets the pool limit.
+    pool="pinterest",
     check_specs=[dg.AssetCheckSpec("manifest_consistent", asset=ASSET_NAME, blocking=True,
                                    description="unique pin ids; every file exists and matches its sha256")],
     description="Runway pins of one brand: scraped with Selenium, originals downloaded, Parquet manifest.",
