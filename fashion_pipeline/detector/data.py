@@ -88,7 +88,7 @@ class CocoDetectionDataset(Dataset):
         path = self.image_root / self.images[index]["file_name"]
         try:
             with Image.open(path) as opened:
-                array = np.asarray(opened.convert("RGB"))
+                array = np.array(opened.convert("RGB"))
         except OSError as error:
             raise OSError(f"{path} (image id {self.images[index]['id']} in {self.json_path}): cannot read: {error}") from error
         return torch.from_numpy(array).permute(2, 0, 1)

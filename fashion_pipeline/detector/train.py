@@ -186,6 +186,7 @@ def run(args) -> Optional[dict]:
                      f"device {device}, world size {world_size}")
         checkpoint_path = output_dir / engine.CHECKPOINT_NAME
         resume = not args.restart and can_resume(checkpoint_path, signature, reporter.log)
+        engine.seed_everything(solver.seed)  # the heads' random init must be reproducible too
         model = build_detector(spec, None if resume else weights_path)
         dataset = CocoDetectionDataset(train_json, image_root=args.image_root)
         resumed_from = torch.load(checkpoint_path, map_location="cpu", weights_only=False)["state"]["iteration"] if resume else 0

@@ -1,0 +1,135 @@
+"""Detector training tests on tiny images: every backbone trains a step and evaluates, a stopped
+run resumes exactly, and the fashion_detector asset runs the CLI through Dagster Pipes."""
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+import torch
+
+from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.detector import engine
+from fashion_pipeline.detector.data import CocoDetectionDataset
+from fashion_pipeline.detector.evaluate import METRIC_KEYS, evaluate_model
+from fashion_pipeline.detector.inference import load_detector, predict
+from fashion_pipeline.detector.model import THESIS_BACKBONES, DetectorSpec, build_detector
+from fashion_pipeline.detector.train import main as train_main
+from fashion_pipeline_tests.detector_fixtures import TINY_MODEL_ARGS, TINY_SPEC, write_tiny_coco
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def coco_dir(tmp_path_factory):
+    return write_tiny_coco(tmp_path_factory.mktemp("coco"), train=8, val=4)
+
+
+@pytest.mark.parametrize("backbone", THESIS_BACKBONES)
+def test_each_thesis_backbone_trains_a_step_and_evaluates(backbone, coco_dir, tmp_path):
+    torch.manual_seed(0)
+    model = build_detector(DetectorSpec(backbone=backbone, norm="bn", trainable_backbone_layers=5, **TINY_SPEC))
+    solver = engine.SolverConfig(max_iter=1, batch_size=2, num_workers=0, log_period=1, warmup_iters=0)
+    dataset = CocoDetectionDataset(coco_dir / "train.json")
+    before = model.roi_heads.box_predictor.cls_score.weight.detach().clone()
+    state = engine.train(model, dataset, solver, torch.device("cpu"), tmp_path, {"model_spec": {}})
+    assert state.iteration == 1 and math_finite(state.history[-1]["loss"])
+    assert not torch.equal(before, model.roi_heads.box_predictor.cls_score.weight)
+    assert (tmp_path / engine.CHECKPOINT_NAME).is_file()
+    metrics = evaluate_model(model, coco_dir / "val.json", torch.device("cpu"), batch_size=4)
+    assert set(METRIC_KEYS) <= set(metrics) and all(-1.0 <= metrics[key] <= 1.0 for key in METRIC_KEYS)
+
+
+def math_finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+def _train_cli(coco_dir, output_dir, *extra):
+    train_main(["--coco-dir", str(coco_dir), "--output-dir", str(output_dir), "--backbone", "resnet18", *TINY_MODEL_ARGS,
+                "--max-iter", "4", "--batch-size", "2", "--num-workers", "0", "--log-period", "1",
+                "--checkpoint-period", "1", "--warmup-iters", "2", "--base-lr", "0.01", "--lr-steps", "3", *extra])
+
+
+def test_a_stopped_run_resumes_where_it_stopped(coco_dir, tmp_path):
+    _train_cli(coco_dir, tmp_path / "straight")
+    _train_cli(coco_dir, tmp_path / "resumed", "--stop-after", "2")
+    stopped = torch.load(tmp_path / "resumed" / engine.CHECKPOINT_NAME, weights_only=False)
+    assert stopped["state"]["iteration"] == 2 and not (tmp_path / "resumed" / "model_final.pt").exists()
+    assert stopped["scheduler"]["last_epoch"] == 2 and stopped["optimizer"]["state"]  # momentum buffers saved
+    _train_cli(coco_dir, tmp_path / "resumed")
+
+    straight = torch.load(tmp_path / "straight" / engine.CHECKPOINT_NAME, weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / engine.CHECKPOINT_NAME, weights_only=False)
+    assert resumed["state"]["iteration"] == 4 and resumed["scheduler"]["last_epoch"] == 4
+    assert [w["iteration"] for w in resumed["state"]["history"]] == [1, 2, 3, 4]
+    for name, tensor in straight["model"].items():  # same batches, flips, RNG and optimizer state
+        assert torch.allclose(tensor.float(), resumed["model"][name].float(), atol=1e-6), name
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert metrics["resumed_from_iteration"] == 2 and metrics["iterations"] == 4
+
+
+def test_changed_settings_restart_instead_of_resuming(coco_dir, tmp_path):
+    _train_cli(coco_dir, tmp_path, "--stop-after", "1")
+    _train_cli(coco_dir, tmp_path, "--base-lr", "0.005")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["resumed_from_iteration"] == 0 and metrics["iterations"] == 4
+
+
+def test_predict_returns_boxes_in_original_pixels(coco_dir, tmp_path):
+    _train_cli(coco_dir, tmp_path, "--box-score-thresh", "0.0")
+    model = load_detector(tmp_path / "model_final.pt", "cpu")
+    image = coco_dir / "img" / "val_01000.jpg"
+    from PIL import Image
+
+    big = Image.open(image).resize((240, 288))  # 3x the val image: boxes must follow, not stay at network size
+    results = predict(model, [image, big], "cpu", batch_size=2)
+    assert len(results) == 2
+    for result, (width, height) in zip(results, [(80, 96), (240, 288)]):
+        assert result["boxes"].dtype.name == "float32" and result["boxes"].shape[1:] == (4,)
+        assert set(result["labels"].tolist()) <= {1, 2, 3}
+        assert (result["boxes"][:, 2] <= width + 1e-3).all() and (result["boxes"][:, 3] <= height + 1e-3).all()
+    assert len(results[1]["boxes"]) and results[1]["boxes"][:, 2].max() > 96  # uses the big image's range
+    assert hasattr(model, "backbone")
+
+
+def test_fashion_detector_and_best_detector_materialize_through_pipes(coco_dir, tmp_path):
+    from fashion_pipeline.detector import assets
+
+    data_root = tmp_path / "data"
+    write_tiny_coco(data_root / "deepfashion_coco", train=8, val=4)
+    tiny = {"max_iter": 3, "batch_size": 2, "num_workers": 0, "log_period": 1, "checkpoint_period": 2, "warmup_iters": 1,
+            "base_lr": 0.01, "lr_steps": [2], "min_size": 64, "max_size": 96, "fpn_channels": 32, "returned_layers": [2, 3, 4],
+            "representation_size": 64, "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 50,
+            "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20, "box_batch_size_per_image": 32}
+    resources = {"data_root": DataRoot(root=str(data_root)), "compute": ComputeDevice(device="cpu"), **assets.resources()}
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([assets.fashion_detector], partition_key="resnet18", instance=instance, resources=resources,
+                            run_config={"ops": {"fashion_detector": {"config": tiny}}})
+    assert result.success
+    metadata = result.asset_materializations_for_node("fashion_detector")[0].metadata
+    for key in METRIC_KEYS + ("AP_upper", "AP_lower", "AP_full", "training_seconds", "train_images_per_s"):
+        assert isinstance(metadata[key], dg.FloatMetadataValue), key
+    assert "Average Precision" in metadata["table_5_1"].value and "data:image/png;base64" in metadata["loss_curves"].value
+    assert metadata["pretrained"].value is False and metadata["device"].value == "cpu"
+    folder = data_root / "fashion_detector" / "resnet18"
+    assert {"model_final.pt", "checkpoint_last.pt", "metrics.json", "loss_curves.png"} <= {p.name for p in folder.iterdir()}
+
+    best = dg.materialize([assets.best_detector, assets.best_detector_is_usable], instance=instance, resources=resources,
+                          raise_on_error=False)
+    record = json.loads((data_root / "best_detector" / "best.json").read_text())
+    assert record["backbone"] == "resnet18" and record["checkpoint"] == str(folder / "model_final.pt")
+    best_metadata = best.asset_materializations_for_node("best_detector")[0].metadata
+    assert best_metadata["AP"].value == pytest.approx(metadata["AP"].value) and "ResNet-18" in best_metadata["comparison"].value
+    check = best.get_asset_check_evaluations()[0]
+    assert check.passed == (record["AP50"] >= assets.MIN_USABLE_AP50)
+
+
+def test_fashion_detector_names_the_missing_input(tmp_path):
+    from fashion_pipeline.detector import assets
+
+    resources = {"data_root": DataRoot(root=str(tmp_path)), "compute": ComputeDevice(device="cpu"), **assets.resources()}
+    result = dg.materialize([assets.fashion_detector], partition_key="resnet18", resources=resources,
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    assert "deepfashion_coco/train.json is missing: materialize deepfashion_coco first" in error.cause.message
