@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashion_pipeline.common.atomic import write_json, write_text
+from fashion_pipeline.common.atomic import write_bytes, write_json, write_text
 from fashion_pipeline.common.render import markdown_table
 from fashion_pipeline.dedup import phash
 from fashion_pipeline.dedup.cluster import cluster_labels
@@ -66,7 +66,7 @@ def _make(job: tuple[int, int, str, str]) -> None:
     else:
         dx, dy = WIDTH // 50, HEIGHT // 50
         data = _jpeg(image.crop((dx, dy, WIDTH - dx, HEIGHT - dy)), 85)
-    Path(folder, f"{index:06d}.jpg").write_bytes(data)
+    write_bytes(Path(folder, f"{index:06d}.jpg"), data)  # atomic: a killed run leaves no half image
 
 
 def plan(n: int, seed: int = 0) -> np.ndarray:
@@ -85,10 +85,11 @@ def generate(n: int, folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
     rng = np.random.default_rng(1)
     kinds = ["original" if s == i else COPY_KINDS[int(rng.integers(len(COPY_KINDS)))] for i, s in enumerate(sources)]
     files = [str(folder / f"{i:06d}.jpg") for i in range(n)]
-    if not all(Path(f).exists() for f in files):
+    missing = [(i, int(s), k, str(folder)) for i, (s, k) in enumerate(zip(sources, kinds)) if not Path(files[i]).exists()]
+    if missing:
         folder.mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(max_workers=2) as pool:
-            list(pool.map(_make, [(i, int(s), k, str(folder)) for i, (s, k) in enumerate(zip(sources, kinds))], chunksize=64))
+            list(pool.map(_make, missing, chunksize=64))
     return files, sources, kinds
 
 

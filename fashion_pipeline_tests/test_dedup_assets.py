@@ -70,9 +70,11 @@ def test_checks_fail_and_block_on_bad_output(tmp_path, monkeypatch):
     def write_broken_outputs(result, out_dir, cache):
         result.mapping = result.mapping.iloc[1:]  # lose an input row
         manifest = result.manifest.copy()
-        manifest.loc[1, "phash"] = manifest.loc[0, "phash"]  # two kept images with the same hash
+        manifest.loc[1, "phash"] = manifest.loc[0, "phash"]  # two kept images with the same signatures
         result.manifest = manifest
-        return original(result, out_dir, cache)
+        cache = cache.set_index("sha256")
+        cache.loc[manifest.sha256[1], "thumb"] = cache.loc[manifest.sha256[0], "thumb"]
+        return original(result, out_dir, cache.reset_index())
 
     monkeypatch.setattr(dataset, "write_outputs", write_broken_outputs)
     result = materialize(tmp_path)

@@ -114,6 +114,20 @@ def test_manifest_missing_a_column_names_the_file(tmp_path):
         dataset.load_inputs(tmp_path)
 
 
+def test_colour_check_splits_a_phash_collision(tmp_path):
+    """Two different pictures with the same coarse grey layout: pHash pairs them, colours do not."""
+    grey = np.asarray(distinct_image(8).convert("L"), dtype=np.float64) / 255
+    warm = np.stack([grey * 255, grey * 140, grey * 60], axis=-1).astype(np.uint8)
+    cold = np.stack([255 - grey * 200, grey * 120, grey * 255], axis=-1).astype(np.uint8)
+    a, b = Image.fromarray(warm), Image.fromarray(cold)
+    value_a, _, thumb_a = phash.signatures(a)
+    value_b, _, thumb_b = phash.signatures(b)
+    assert bin(int(value_a) ^ int(value_b)).count("1") <= dataset.DEFAULT_THRESHOLD
+    assert phash.thumbnail_distance(thumb_a[None], thumb_b[None])[0] > dataset.DEFAULT_MAX_THUMB_DISTANCE
+    resized = a.resize((160, 240))
+    assert phash.thumbnail_distance(thumb_a[None], phash.signatures(resized)[2][None])[0] < 0.1
+
+
 def test_no_inputs_gives_an_empty_dataset(tmp_path):
     result, _ = dataset.build_dataset(tmp_path)
     assert result.stats["input_count"] == 0 and result.stats["unique_count"] == 0
@@ -137,6 +151,11 @@ def test_near_duplicate_check_fails_when_two_kept_images_are_close(tmp_path):
     manifest = pd.read_parquet(path)
     manifest.loc[1, "phash"] = np.uint64(int(manifest.loc[0, "phash"]) ^ 0b111)  # 3 bits apart
     manifest.to_parquet(path, index=False)
+    cache_path = tmp_path / "pinterest_dataset" / "phash_cache.parquet"
+    cache = pd.read_parquet(cache_path).set_index("sha256")
+    assert dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset")[0]  # colours still differ
+    cache.loc[manifest.sha256[1], "thumb"] = cache.loc[manifest.sha256[0], "thumb"]  # and now they agree
+    cache.reset_index().to_parquet(cache_path, index=False)
     passed, details = dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset")
     assert not passed and details["pairs_within_threshold"] == 1 and "3 bits" in details["examples"][0]
 
@@ -166,3 +185,16 @@ def test_planted_evaluation_counts_missed_and_false_pairs():
     assert (planted["planted_pairs"], planted["found_pairs"], planted["true_pairs"]) == (2, 2, 1)
     assert planted["recall"] == 0.5 and planted["precision"] == 0.5
     assert planted["by_copy_kind"] == {"cropped": {"planted": 1, "found": 0}, "resized": {"planted": 1, "found": 1}}
+
+
+def test_uniform_frame_is_trimmed_but_a_backdrop_is_not():
+    image = distinct_image(21, 300, 450)
+    framed = ImageOps.expand(image, border=20, fill=(255, 255, 255))
+    assert phash.trim_uniform_border(framed).size == image.size
+    value, _, thumb = phash.signatures(image)
+    framed_value, _, framed_thumb = phash.signatures(framed)
+    assert bin(int(value) ^ int(framed_value)).count("1") <= 2
+    assert phash.thumbnail_distance(thumb[None], framed_thumb[None])[0] < 0.1
+    backdrop = Image.new("RGB", (300, 450), (240, 240, 240))
+    backdrop.paste(image.resize((100, 150)), (100, 150))  # small figure on a plain backdrop: keep it whole
+    assert phash.trim_uniform_border(backdrop).size == (300, 450)

@@ -20,6 +20,9 @@ class DedupConfig(dg.Config):
 
     threshold: int = Field(default=dataset.DEFAULT_THRESHOLD, ge=0, le=32,
                            description="Hamming distance (bits of the 64-bit pHash) at or below which two images are duplicates")
+    verify_colour: bool = Field(default=True, description="confirm every pHash pair on 16x16 colour thumbnails")
+    max_thumb_distance: float = Field(default=dataset.DEFAULT_MAX_THUMB_DISTANCE, ge=0.0,
+                                      description="largest standardised colour-thumbnail distance of a duplicate pair")
     match_mirrors: bool = Field(default=False, description="also merge left-right mirrored copies")
     hash_workers: int = Field(default=0, ge=0, description="processes decoding images; 0 = every core")
     sample_pairs: int = Field(default=4, ge=0, le=20, description="duplicate pairs shown side by side in metadata")
@@ -55,7 +58,8 @@ def _planted_metadata(planted) -> dict:
     "keeping the highest-resolution copy with the brands and pins it was seen in.",
 )
 def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, data_root: DataRoot) -> dg.MaterializeResult:
-    settings = dataset.DedupSettings(config.threshold, config.match_mirrors, config.hash_workers or None)
+    settings = dataset.DedupSettings(config.threshold, config.match_mirrors, config.hash_workers or None,
+                                     config.max_thumb_distance if config.verify_colour else None)
     result, info = dataset.build_dataset(data_root.path, settings)
     stats = result.stats
     context.log.info(f"{stats['input_count']} inputs -> {stats['unique_count']} unique images "
@@ -72,6 +76,8 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "brand_manifests": dg.MetadataValue.int(len(info["manifests"])),
         "threshold_bits": dg.MetadataValue.int(stats["threshold"]),
+        "candidate_pairs": dg.MetadataValue.int(stats["candidate_pairs"]),
+        "pairs_rejected_by_colour": dg.MetadataValue.int(stats["pairs_rejected_by_colour"]),
         "match_mirrors": dg.MetadataValue.bool(stats["match_mirrors"]),
         "files_hashed": dg.MetadataValue.int(stats["files_hashed"]),
         "files_from_cache": dg.MetadataValue.int(stats["files_from_cache"]),

@@ -21,7 +21,7 @@ pool is 0.999 (10 false pairs). Going to 8 bits loses 7-19 points
 of recall on borders and crops for 3 fewer false pairs; 12 bits gains 7-22 points there but
 multiplies false pairs by 8 (81). Larger borders/crops (>= 5-10 %) are beyond pHash at any safe
 threshold. Mirrored copies are not matched unless ``match_mirrors`` is set: it recovers flips
-(0 -> 0.99 recall) but on this pool it also pairs symmetric compositions, cutting precision a lot.
+(0 -> 0.99 recall) but multiplies false pairs by ~11 on this pool (10 -> 109 at 10 bits).
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ OUTPUT_ASSET = "pinterest_dataset"
 INPUT_COLUMNS = ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
 GROUND_TRUTH = Path("pinterest_site") / "ground_truth.json"
 DEFAULT_THRESHOLD = 10
+DEFAULT_MAX_THUMB_DISTANCE = 0.25
 REASONS = ("kept", "exact_duplicate", "near_duplicate", "quarantined")
 
 
@@ -53,6 +54,7 @@ class DedupSettings:
     threshold: int = DEFAULT_THRESHOLD
     match_mirrors: bool = False
     workers: int | None = None  # hashing processes; None = every core
+    max_thumb_distance: float | None = DEFAULT_MAX_THUMB_DISTANCE  # None: trust pHash alone
 
 
 @dataclass
@@ -113,8 +115,8 @@ def _cached_hash(cache: pd.DataFrame, sha256, path: Path) -> phash.FileHash | No
             return None
     except OSError:
         return None
-    return phash.FileHash(str(path), sha256, int(entry["phash"]), int(entry["phash_mirror"]),
-                          int(entry["width"]), int(entry["height"]), int(entry["n_bytes"]))
+    return phash.FileHash(str(path), sha256, int(entry["phash"]), int(entry["phash_mirror"]), int(entry["width"]),
+                          int(entry["height"]), int(entry["n_bytes"]), None, bytes(entry["thumb"]))
 
 
 def hash_inputs(inputs: pd.DataFrame, data_root: Path, cache_path: Path, workers: int | None = None):
@@ -145,6 +147,7 @@ def hash_inputs(inputs: pd.DataFrame, data_root: Path, cache_path: Path, workers
     rows["content_sha256"] = pd.Series([h.sha256 for h in per_file], index=rows.index, dtype=object)
     rows["phash"] = np.array([h.phash for h in per_file], dtype=np.uint64)
     rows["phash_mirror"] = np.array([h.phash_mirror for h in per_file], dtype=np.uint64)
+    rows["thumb"] = pd.Series([h.thumb for h in per_file], index=rows.index, dtype=object)
     for column, attribute in (("px_width", "width"), ("px_height", "height"), ("n_bytes", "n_bytes")):
         rows[column] = np.array([getattr(h, attribute) for h in per_file], dtype=np.int64)
     problems = [_problem(h, expected) for h, expected in zip(per_file, rows["sha256"])]
@@ -193,7 +196,8 @@ def deduplicate(rows: pd.DataFrame, settings: DedupSettings) -> DedupResult:
     contents = distinct_contents(valid)
     hashes = contents["phash"].to_numpy(np.uint64)
     mirrors = contents["phash_mirror"].to_numpy(np.uint64) if settings.match_mirrors else None
-    pairs = find_pairs(hashes, settings.threshold, mirrors=mirrors)
+    candidates = find_pairs(hashes, settings.threshold, mirrors=mirrors)
+    pairs = verify_pairs(candidates, contents["thumb"].tolist(), settings)
     contents["cluster"] = cluster_labels(len(contents), pairs.i, pairs.j)
     kept = choose_kept(contents)
 
@@ -215,7 +219,19 @@ def deduplicate(rows: pd.DataFrame, settings: DedupSettings) -> DedupResult:
     mapping = _mapping(rows, mapped)
     quarantine = rows.loc[rows["problem"].notna(), ["input_id", "brand", "pin_id", "file_path", "image_url", "sha256", "problem"]]
     quarantine = quarantine.rename(columns={"problem": "reason"}).reset_index(drop=True)
-    return DedupResult(manifest, mapping, quarantine, pairs, contents, _stats(rows, mapping, manifest, contents, settings))
+    stats = _stats(rows, mapping, manifest, contents, settings)
+    stats["candidate_pairs"], stats["pairs_rejected_by_colour"] = len(candidates), len(candidates) - len(pairs)
+    return DedupResult(manifest, mapping, quarantine, pairs, contents, stats)
+
+
+def verify_pairs(candidates: Pairs, thumbs: list, settings: DedupSettings) -> Pairs:
+    """Keep the pHash candidates whose colour thumbnails agree too (``phash.thumbnail_distance``)."""
+    if settings.max_thumb_distance is None or len(candidates) == 0:
+        return candidates
+    stack = phash.thumbs_from_bytes(thumbs)
+    distance = phash.thumbnail_distance(stack[candidates.i], stack[candidates.j], mirror_b=settings.match_mirrors)
+    agree = distance <= settings.max_thumb_distance
+    return Pairs(candidates.i[agree], candidates.j[agree], candidates.distance[agree])
 
 
 def _manifest(mapped: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
@@ -256,6 +272,7 @@ def _stats(rows, mapping, manifest, contents, settings) -> dict:
         "near_duplicate_clusters": int((cluster_sizes > 1).sum()),
         "threshold": int(settings.threshold),
         "match_mirrors": bool(settings.match_mirrors),
+        "max_thumb_distance": settings.max_thumb_distance,
     }
 
 
@@ -297,7 +314,9 @@ def evaluate_planted(mapping: pd.DataFrame, truth: pd.DataFrame) -> dict:
     planted = _pair_count(rows.groupby("look_id").size())
     found = _pair_count(rows.groupby("image_id").size())
     true_pairs = _pair_count(rows.groupby(["look_id", "image_id"]).size())
-    copies = rows[rows["copy_kind"] != "original"]
+    look_sizes = rows.groupby("look_id").size()
+    # A copy counts only when another pin of its look was read too (its source may not be scraped).
+    copies = rows[(rows["copy_kind"] != "original") & (rows["look_id"].map(look_sizes) > 1)]
     look_to_images = rows.groupby("look_id")["image_id"].nunique()
     per_kind = {}
     for kind, group in copies.groupby("copy_kind"):
@@ -389,11 +408,15 @@ def check_no_near_duplicates(out_dir: Path) -> tuple[bool, dict]:
     summary = json.loads((out_dir / "summary.json").read_text())
     manifest = pd.read_parquet(out_dir / "manifest.parquet")
     hashes = manifest["phash"].to_numpy(np.uint64)
-    mirrors = None
-    if summary.get("match_mirrors"):
-        cache = phash.load_cache(out_dir / "phash_cache.parquet")
-        mirrors = cache.loc[manifest["sha256"], "phash_mirror"].to_numpy(np.uint64)
-    pairs = find_pairs(hashes, int(summary["threshold"]), mirrors=mirrors)
+    settings = DedupSettings(int(summary["threshold"]), bool(summary.get("match_mirrors")),
+                             max_thumb_distance=summary.get("max_thumb_distance"))
+    cache = phash.load_cache(out_dir / "phash_cache.parquet")
+    signatures = cache.reindex(manifest["sha256"])
+    if len(manifest) and signatures["phash"].isna().any():
+        return False, {"kept_images": int(len(manifest)), "pairs_within_threshold": -1, "repeated_sha256": -1,
+                       "threshold": settings.threshold, "examples": ["kept images missing from phash_cache.parquet"]}
+    mirrors = signatures["phash_mirror"].to_numpy(np.uint64) if settings.match_mirrors else None
+    pairs = verify_pairs(find_pairs(hashes, settings.threshold, mirrors=mirrors), signatures["thumb"].tolist(), settings)
     repeated_sha = int(manifest["sha256"].duplicated().sum())
     examples = [f"{manifest.image_id[a]} ~ {manifest.image_id[b]} ({d} bits)" for a, b, d in zip(pairs.i[:5], pairs.j[:5], pairs.distance[:5])]
     details = {"kept_images": int(len(manifest)), "pairs_within_threshold": int(len(pairs)),
@@ -437,9 +460,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="Hamming threshold in bits (of 64)")
     parser.add_argument("--match-mirrors", action="store_true", help="also merge left-right mirrored copies")
     parser.add_argument("--workers", type=int, default=None, help="hashing processes (default: all cores)")
+    parser.add_argument("--max-thumb-distance", type=float, default=DEFAULT_MAX_THUMB_DISTANCE,
+                        help="colour check on pHash pairs; negative disables it")
     args = parser.parse_args(argv)
     root = resolve_data_root(args.data_root)
-    result, info = build_dataset(root, DedupSettings(args.threshold, args.match_mirrors, args.workers))
+    thumb = None if args.max_thumb_distance < 0 else args.max_thumb_distance
+    result, info = build_dataset(root, DedupSettings(args.threshold, args.match_mirrors, args.workers, thumb))
     print(json.dumps(result.stats, indent=1, default=str))
     print(f"wrote {info['paths']['manifest']}")
     ok_pairs, _ = check_no_near_duplicates(root / OUTPUT_ASSET)

@@ -5,6 +5,8 @@ The hash is the classic pHash (the one ``imagehash.phash`` computes): grey 32x32
 median. The 64 bits are packed row-major, most significant bit first, into one ``uint64``, so the
 Hamming distance of two hashes is ``popcount(a ^ b)`` (see ``search.py``).
 
+A uniform frame (added by reposters) is trimmed before hashing: ``trim_uniform_border``.
+
 Two speed-ups over decoding every file at full size:
 
 * JPEG files are decoded with ``Image.draft``: libjpeg scales by 1/2..1/8 while decoding, straight
@@ -12,6 +14,9 @@ Two speed-ups over decoding every file at full size:
   at least 4x the 32 px hash input, so the final LANCZOS resize anti-aliases as before. Hashes
   therefore differ from imagehash's by a bit or two on some images; the quality benchmark
   (``bench/dedup_quality.py``) measures *this* hasher.
+* A 16x16 colour thumbnail is kept from the same decode. pHash only sees coarse grey layout, so
+  different runway looks on the same plain backdrop can collide; ``thumbnail_distance`` verifies
+  every candidate pair on colour (see ``dataset.py`` for the measured effect).
 * The mirror image's hash comes for free: flipping an image left-right multiplies the DCT
   coefficient of horizontal frequency ``v`` by ``(-1)**v``, so ``mirror_hash`` is computed from the
   same coefficients without decoding again. ``search.py`` uses it when mirrored copies should count
@@ -34,13 +39,17 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 HASH_SIZE = 8  # 8x8 DCT coefficients -> 64 bits
 THUMB_SIZE = 32  # grey thumbnail the DCT runs on (imagehash's highfreq_factor=4)
 DRAFT_SIZE = 4 * THUMB_SIZE  # JPEG draft decoding never goes below this, keeping the resize anti-aliased
-ALGORITHM = "phash64-draft-v1"  # stored with every cache row; bump when the hash changes
-CACHE_COLUMNS = ["sha256", "phash", "phash_mirror", "width", "height", "n_bytes", "algorithm"]
+COLOUR_SIZE = 16  # colour thumbnail side, for verifying pHash candidate pairs
+BORDER_TOLERANCE = 16  # grey levels a frame pixel may differ from the corner colour (JPEG noise)
+MIN_TRIM_KEEP = 0.75  # a frame is at most 12.5 % per side; more is a backdrop and is left alone
+STD_FLOOR = 8.0  # grey levels; keeps near-flat channels from amplifying noise when standardised
+ALGORITHM = "phash64-thumb16-trim-v3"  # stored with every cache row; bump when the signatures change
+CACHE_COLUMNS = ["sha256", "phash", "phash_mirror", "thumb", "width", "height", "n_bytes", "algorithm"]
 # Below this many files a process pool costs more than it saves.
 MIN_FILES_FOR_POOL = 64
 
@@ -70,18 +79,85 @@ def hash_from_coefficients(coefficients: np.ndarray) -> tuple[np.uint64, np.uint
     return pack_bits(flat > np.median(flat)), pack_bits(mirrored > np.median(mirrored))
 
 
-def grey_thumbnail(image: Image.Image) -> np.ndarray:
-    """32x32 float grey thumbnail; asks JPEG decoders for a reduced-scale decode first."""
-    image.draft("L", (DRAFT_SIZE, DRAFT_SIZE))
-    grey = image.convert("L")
-    small = grey.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+def decode_small(image: Image.Image) -> Image.Image:
+    """RGB image, decoded at reduced scale when the format allows (JPEG draft), never below DRAFT_SIZE,
+    with a uniform frame trimmed off."""
+    image.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))
+    return trim_uniform_border(image.convert("RGB"))
+
+
+def trim_uniform_border(rgb: Image.Image) -> Image.Image:
+    """Crop away a uniform frame (a repost's added border) so copies with and without it hash alike.
+
+    The frame colour is taken from the four corners, which must agree. The trim is skipped when it
+    would keep less than MIN_TRIM_KEEP of either side: that is a plain backdrop, not a frame.
+    """
+    width, height = rgb.size
+    corners = np.array([rgb.getpixel(xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))], dtype=int)
+    if np.ptp(corners, axis=0).max() > BORDER_TOLERANCE:
+        return rgb
+    frame = Image.new("RGB", rgb.size, tuple(int(v) for v in corners.mean(axis=0)))
+    difference = ImageChops.difference(rgb, frame).convert("L")
+    box = difference.point(lambda v: 255 if v > BORDER_TOLERANCE else 0).getbbox()
+    if box is None or box == (0, 0, width, height):
+        return rgb
+    if box[2] - box[0] < MIN_TRIM_KEEP * width or box[3] - box[1] < MIN_TRIM_KEEP * height:
+        return rgb
+    return rgb.crop(box)
+
+
+def grey_thumbnail(rgb: Image.Image) -> np.ndarray:
+    """32x32 float grey thumbnail, the pHash's input."""
+    small = rgb.convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     return np.asarray(small, dtype=np.float64)
+
+
+def colour_thumbnail(rgb: Image.Image) -> np.ndarray:
+    """16x16x3 uint8 colour thumbnail, the verification signature (see ``thumbnail_distance``)."""
+    small = rgb.resize((COLOUR_SIZE, COLOUR_SIZE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.uint8)
+
+
+def signatures(image: Image.Image) -> tuple[np.uint64, np.uint64, np.ndarray]:
+    """(pHash, mirror pHash, colour thumbnail) of an opened PIL image."""
+    rgb = decode_small(image)
+    value, mirror = hash_from_coefficients(_DCT @ grey_thumbnail(rgb) @ _DCT.T)
+    return value, mirror, colour_thumbnail(rgb)
 
 
 def phash_image(image: Image.Image) -> tuple[np.uint64, np.uint64]:
     """(hash, mirror hash) of an opened PIL image."""
-    pixels = grey_thumbnail(image)
-    return hash_from_coefficients(_DCT @ pixels @ _DCT.T)
+    value, mirror, _ = signatures(image)
+    return value, mirror
+
+
+def thumbnail_distance(a: np.ndarray, b: np.ndarray, mirror_b: bool = False) -> np.ndarray:
+    """Mean absolute difference of per-channel standardised colour thumbnails, for stacks (k,16,16,3).
+
+    Standardising each channel (mean 0, std 1, with a floor on the std so flat images do not blow
+    up) makes the distance blind to brightness, contrast and mild colour casts, while two different
+    garments on the same layout still differ. Same picture: <= ~0.2; different pictures whose
+    pHashes collide: >= ~0.26 on the benchmarks (bench/dedup_quality.py).
+    """
+    a = _standardise(np.asarray(a, dtype=np.float32))
+    b = _standardise(np.asarray(b, dtype=np.float32))
+    distance = np.abs(a - b).mean(axis=(1, 2, 3))
+    if mirror_b:
+        distance = np.minimum(distance, np.abs(a - b[:, :, ::-1]).mean(axis=(1, 2, 3)))
+    return distance
+
+
+def _standardise(thumbs: np.ndarray) -> np.ndarray:
+    mean = thumbs.mean(axis=(1, 2), keepdims=True)
+    std = thumbs.std(axis=(1, 2), keepdims=True)
+    return (thumbs - mean) / (std + STD_FLOOR)
+
+
+def thumbs_from_bytes(blobs) -> np.ndarray:
+    """Stack stored thumbnails (bytes) into a (k,16,16,3) uint8 array."""
+    if len(blobs) == 0:
+        return np.zeros((0, COLOUR_SIZE, COLOUR_SIZE, 3), dtype=np.uint8)
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, COLOUR_SIZE, COLOUR_SIZE, 3)
 
 
 @dataclass(frozen=True)
@@ -96,6 +172,7 @@ class FileHash:
     height: int
     n_bytes: int
     error: str | None = None
+    thumb: bytes = b""  # 16x16x3 uint8 colour thumbnail
 
 
 def hash_file(path: str | os.PathLike) -> FileHash:
@@ -111,10 +188,10 @@ def hash_file(path: str | os.PathLike) -> FileHash:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            value, mirror = phash_image(image)  # convert() forces a full decode: truncation raises here
+            value, mirror, thumb = signatures(image)  # convert() forces a full decode: truncation raises here
     except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files; each is quarantined
         return FileHash(path, sha256, 0, 0, 0, 0, len(data), f"undecodable: {type(error).__name__}: {error}")
-    return FileHash(path, sha256, int(value), int(mirror), width, height, len(data))
+    return FileHash(path, sha256, int(value), int(mirror), width, height, len(data), None, thumb.tobytes())
 
 
 def hash_files(paths: Sequence[str | os.PathLike], workers: int | None = None) -> list[FileHash]:
@@ -135,12 +212,15 @@ def load_cache(path: str | os.PathLike):
     import pandas as pd
 
     path = Path(path)
+    empty = pd.DataFrame(columns=CACHE_COLUMNS).set_index("sha256")
     if not path.exists():
-        return pd.DataFrame(columns=CACHE_COLUMNS).set_index("sha256")
-    frame = pd.read_parquet(path)
-    missing = set(CACHE_COLUMNS) - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: hash cache lacks columns {sorted(missing)}; delete it to rebuild")
+        return empty
+    try:
+        frame = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - a damaged cache is only lost work: rebuild it
+        return empty
+    if set(CACHE_COLUMNS) - set(frame.columns):  # written by an older version: rebuild
+        return empty
     frame = frame[frame["algorithm"] == ALGORITHM]
     return frame.drop_duplicates("sha256", keep="last").set_index("sha256")
 
@@ -154,6 +234,7 @@ def cache_frame(hashes: Iterable[FileHash]):
             "sha256": h.sha256,
             "phash": np.uint64(h.phash),
             "phash_mirror": np.uint64(h.phash_mirror),
+            "thumb": h.thumb,
             "width": h.width,
             "height": h.height,
             "n_bytes": h.n_bytes,
@@ -167,7 +248,7 @@ def cache_frame(hashes: Iterable[FileHash]):
 
 def typed_cache(frame):
     """Cache columns with their storage types (hashes as uint64), e.g. after a concat."""
-    return frame.astype({"sha256": str, "phash": "uint64", "phash_mirror": "uint64", "width": "int64",
+    return frame.astype({"sha256": str, "phash": "uint64", "phash_mirror": "uint64", "thumb": object, "width": "int64",
                          "height": "int64", "n_bytes": "int64", "algorithm": str})
 
 
