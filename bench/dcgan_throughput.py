@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -148,6 +149,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
+    load_at_start = os.getloadavg()[0]
     images = np.load(args.data)[: args.images] if args.data else synthetic_images(args.images)
     config = dcgan.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, compile=args.compile, device=str(device))
     with tempfile.TemporaryDirectory() as workdir:
@@ -162,17 +164,21 @@ def main(argv=None) -> dict:
     gap, noise = curve_gap(reference, ours), curve_gap(ours, ours_other_seed)
     result = {
         "device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
-        "cpu_threads": torch.get_num_threads(), "images": len(images), "epochs": args.epochs,
+        "cpu_threads": torch.get_num_threads(), "load_average": load_at_start, "images": len(images), "epochs": args.epochs,
         "batch_size": config.batch_size, "compile": args.compile,
         "reference_images_per_second": ref_ips, "ours_images_per_second": our_ips, "speedup": our_ips / ref_ips,
         "loss_gap_reference_vs_ours": gap, "loss_gap_seed_noise": noise,
         "curves_match_within_noise": all(gap[k] <= 2 * noise[k] + 1e-3 for k in gap),
         "reference": reference, "ours": ours, "ours_other_seed": ours_other_seed,
     }
+    # One result per device type (cpu, cuda), so a GPU run does not erase the CPU figures.
     out = Path(args.out)
-    suffix = "" if device.type == "cpu" else f"_{device.type}"
-    write_json(out / f"dcgan_throughput{suffix}.json", result, indent=2)
-    write_text(out / f"dcgan_throughput{suffix}.md", markdown(result))
+    previous = out / "dcgan_throughput.json"
+    runs = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
+    runs[device.type] = result
+    write_json(previous, {"runs": runs}, indent=2)
+    write_text(out / "dcgan_throughput.md", "## DCGAN training throughput (`bench/dcgan_throughput.py`)\n\n"
+               + "\n".join(markdown(run) for run in runs.values()))
     print(markdown(result))
     return result
 
@@ -180,7 +186,8 @@ def main(argv=None) -> dict:
 def markdown(result: dict) -> str:
     gap, noise = result["loss_gap_reference_vs_ours"], result["loss_gap_seed_noise"]
     lines = [
-        f"### DCGAN training throughput ({result['device']}: {result['device_name']}, {result['cpu_threads']} threads)",
+        f"### {result['device']}: {result['device_name']}, {result['cpu_threads']} torch threads"
+        f" ({result.get('load_note') or 'load average %.1f at start' % result['load_average']})",
         "",
         f"{result['images']} 64x64 images, {result['epochs']} epochs, batch {result['batch_size']}, thesis architecture; "
         "first epoch excluded from timing.",

@@ -180,6 +180,7 @@ def test_training_resumes_after_interruption_exactly_where_it_stopped(tmp_path):
         assert a["Loss_G"] == pytest.approx(b["Loss_G"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
     config = dcgan.TrainConfig(epochs=1, batch_size=16, ngf=8, ndf=8)
     dcgan.train(_tiny_images(), tmp_path, config, log=lambda m: None)
