@@ -107,3 +107,17 @@ def test_token_bucket_spaces_requests_after_the_burst():
         bucket.acquire()
     # 2 free (burst), then 4 more at 4/s: one second of simulated waiting.
     assert clock["t"] == pytest.approx(1.0)
+
+
+def test_pillows_own_bomb_guard_stays_on_as_the_backstop(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DownloadFailed) as raised:
+        validate_image(_encoded("PNG", (100, 100)), "image/png", "u", DownloadSettings(max_pixels=10**9))
+    assert raised.value.reason == "decompression_bomb"
+
+
+def test_an_image_signature_with_garbage_after_it_is_corrupt_not_html():
+    body = _encoded("PNG")[:16] + bytes(range(256)) * 4
+    with pytest.raises(DownloadFailed) as raised:
+        validate_image(body, "image/png", "u", DownloadSettings())
+    assert raised.value.reason == "corrupt"

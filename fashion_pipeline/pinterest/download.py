@@ -22,7 +22,6 @@ import json
 import random
 import threading
 import time
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -241,25 +240,25 @@ def validate_image(body: bytes, content_type: str, url: str, settings: DownloadS
         raise DownloadFailed("not_an_image", f"{url} has Content-Type {content_type or 'missing'!r}")
     if len(body) > settings.max_bytes:
         raise DownloadFailed("too_large", f"{url} is {len(body)} bytes")
-    with warnings.catch_warnings():
-        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as the error.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(body)) as probe:
-                image_format, (width, height) = probe.format, probe.size
-                if width * height > settings.max_pixels:
-                    raise DownloadFailed("decompression_bomb", f"{url} claims {width}x{height} pixels")
-                probe.verify()
-            with Image.open(io.BytesIO(body)) as image:
-                image.load()  # verify() does not decode pixel data; load() catches truncation
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise DownloadFailed("decompression_bomb", f"{url}: {error}") from error
-        except UnidentifiedImageError as error:
-            reason = "corrupt" if _looks_like_image(body) else "not_an_image"
-            raise DownloadFailed(reason, f"{url}: Pillow cannot identify it") from error
-        except (OSError, SyntaxError, ValueError) as error:
-            reason = "truncated" if "truncated" in str(error).lower() else "corrupt"
-            raise DownloadFailed(reason, f"{url}: {error}") from error
+    # Our pixel cap is checked from the header before any decoding; Pillow's own guard
+    # (Image.MAX_IMAGE_PIXELS, an error at twice that) stays on as the backstop. No
+    # warnings.catch_warnings() here: it swaps process-global state and this runs in threads.
+    try:
+        with Image.open(io.BytesIO(body)) as probe:
+            image_format, (width, height) = probe.format, probe.size
+            if width * height > settings.max_pixels:
+                raise DownloadFailed("decompression_bomb", f"{url} claims {width}x{height} pixels")
+            probe.verify()
+        with Image.open(io.BytesIO(body)) as image:
+            image.load()  # verify() does not decode pixel data; load() catches truncation
+    except Image.DecompressionBombError as error:
+        raise DownloadFailed("decompression_bomb", f"{url}: {error}") from error
+    except UnidentifiedImageError as error:
+        reason = "corrupt" if _looks_like_image(body) else "not_an_image"
+        raise DownloadFailed(reason, f"{url}: Pillow cannot identify it") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = "truncated" if "truncated" in str(error).lower() else "corrupt"
+        raise DownloadFailed(reason, f"{url}: {error}") from error
     extension = EXTENSION_BY_FORMAT.get(image_format or "")
     if extension is None:
         raise DownloadFailed("unsupported_format", f"{url} is {image_format}")
