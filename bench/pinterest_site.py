@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "pins_per_second_cold": round(pins / ours_s, 2), "pins_per_second_warm": round(pins / warm_s, 2),
         "images_drawn": drawn, "files_written": ours_files, "reference_files_written": ref_files,
         "target_seconds": TARGET_SECONDS, "meets_target": ours_s < TARGET_SECONDS,
-        "cpu_count": os.cpu_count(), "load_average_before": round(load_before, 2),
+        "draw_scale": site.store.draw_scale, "cpu_count": os.cpu_count(), "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,8 @@ def _markdown(r: dict) -> str:
         "",
         f"{r['brands']} brands x {r['pins_per_board']} pins = {r['pins']} pins; per pin the 236x thumbnail and the "
         f"original (extension fallback, 736x on 403); {r['client_threads']} client threads; {r['cpu_count']} CPU cores "
-        f"(load average {r['load_average_before']} before, {r['load_average_after']} after: shared machine).",
+        f"(load average {r['load_average_before']} before, {r['load_average_after']} after: shared machine). "
+        f"Both stores draw originals the same way (draw_scale {r['draw_scale']}); they differ in which files they make and how.",
         "",
         "| store | seconds | pins/s | files written |",
         "|---|---|---|---|",
