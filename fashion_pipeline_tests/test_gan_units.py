@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fashion_pipeline.gan import crops, dcgan, quality, training_sets
+from fashion_pipeline.gan import crops, dcgan, detect, quality, training_sets
 
 
 # ---------------------------------------------------------------- cropping policy
@@ -191,3 +191,29 @@ def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
 def test_bad_training_array_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="64 x 64 x 3 uint8"):
         dcgan.train(np.zeros((8, 32, 32, 3), np.uint8), tmp_path, dcgan.TrainConfig(epochs=1))
+
+
+# ---------------------------------------------------------------- detection
+
+def test_tune_for_inference_shrinks_input_and_only_lowers_proposals():
+    import types
+
+    model = types.SimpleNamespace(transform=types.SimpleNamespace(min_size=(800,), max_size=1333),
+                                  rpn=types.SimpleNamespace(_pre_nms_top_n={"testing": 1000}, _post_nms_top_n={"testing": 100}))
+    detect.tune_for_inference(model, min_size=400, max_proposals=300)
+    assert model.transform.min_size == (400,) and model.transform.max_size == 666
+    assert model.rpn._post_nms_top_n["testing"] == 100  # never raised
+    detect.tune_for_inference(model, max_proposals=50)
+    assert model.rpn._post_nms_top_n["testing"] == 50 and model.rpn._pre_nms_top_n["testing"] == 100
+
+
+def test_detection_error_names_the_unreadable_image(tmp_path, monkeypatch):
+    import types
+
+    (tmp_path / "broken.jpg").write_bytes(b"\x00not an image")
+    stub = types.SimpleNamespace(load_detector=lambda path, device: object(),
+                                 predict=lambda model, images, device, batch_size=8: [])
+    monkeypatch.setattr(detect, "load_inference", lambda: stub)
+    manifest = pd.DataFrame({"image_id": ["x"], "file_path": ["broken.jpg"], "width": [1], "height": [1]})
+    with pytest.raises(ValueError, match="broken.jpg"):
+        detect.detect_images(manifest, tmp_path, "unused.pt", device="cpu")

@@ -37,6 +37,7 @@ def _best_detector(data_root: DataRoot) -> dict:
 class DetectionsConfig(dg.Config):
     batch_size: int = 8
     min_size: Optional[int] = None  # inference resize (shorter side); None keeps the detector's own
+    max_proposals: Optional[int] = None  # RPN proposals per image at test time; None keeps the detector's own
     chunk_size: int = 64  # images decoded ahead of inference
 
 
@@ -48,7 +49,7 @@ def pinterest_detections(context: dg.AssetExecutionContext, config: DetectionsCo
     best = _best_detector(data_root)
     device = compute.torch_device()
     run = detect.detect_images(manifest, data_root.path, best["checkpoint"], device, config.batch_size,
-                               config.min_size, config.chunk_size,
+                               config.min_size, config.max_proposals, config.chunk_size,
                                progress=lambda done, total: context.log.debug(f"{done}/{total} images"))
     path = atomic.write_parquet(data_root.asset_dir("pinterest_detections") / "detections.parquet", run.detections)
     per_class = run.per_class()
@@ -279,7 +280,8 @@ def resources() -> dict:
 # architecture and batch size but train for 2 epochs; the report samples 128 fakes per variant.
 DEMO_RUN_CONFIG = {
     "ops": {
-        "pinterest_detections": {"config": {"batch_size": 8}},  # the detector's own (demo) min_size
+        # The demo detector's checkpoint already says 256-px inputs and 100 proposals: nothing to override.
+        "pinterest_detections": {"config": {"batch_size": 8}},
         "dcgan": {"config": {"epochs": 2}},
         "ablation_report": {"config": {"n_samples": 128, "kid_subsets": 20, "kid_subset_size": 128}},
     }

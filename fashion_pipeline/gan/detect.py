@@ -49,12 +49,18 @@ class DetectionRun:
         return {name: int((labels == label).sum()) for label, name in LABEL_NAMES.items()}
 
 
-def set_inference_size(model, min_size: Optional[int]) -> None:
-    """Shrink torchvision's resize (``GeneralizedRCNNTransform``) for faster, coarser inference."""
-    if min_size is None or not hasattr(model, "transform"):
-        return
-    model.transform.min_size = (int(min_size),)
-    model.transform.max_size = int(round(min_size * 1333 / 800))  # torchvision's default aspect bound
+def tune_for_inference(model, min_size: Optional[int] = None, max_proposals: Optional[int] = None) -> None:
+    """Trade accuracy for speed on a torchvision Faster R-CNN; ``None`` keeps what the checkpoint says.
+
+    ``min_size`` shrinks the input resize (``GeneralizedRCNNTransform``); ``max_proposals`` caps the RPN
+    proposals kept per image at test time (only ever lowered), which the box head's cost grows with.
+    """
+    if min_size is not None and hasattr(model, "transform"):
+        model.transform.min_size = (int(min_size),)
+        model.transform.max_size = int(round(min_size * 1333 / 800))  # torchvision's default aspect bound
+    if max_proposals is not None and hasattr(model, "rpn"):
+        model.rpn._pre_nms_top_n["testing"] = min(model.rpn._pre_nms_top_n["testing"], 2 * int(max_proposals))
+        model.rpn._post_nms_top_n["testing"] = min(model.rpn._post_nms_top_n["testing"], int(max_proposals))
 
 
 def _decode(path: Path) -> Image.Image:
@@ -71,13 +77,14 @@ def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
 
 
 def detect_images(manifest: pd.DataFrame, data_root: str | Path, checkpoint: str | Path, device=None,
-                  batch_size: int = 8, min_size: Optional[int] = None, chunk_size: int = 64,
+                  batch_size: int = 8, min_size: Optional[int] = None, max_proposals: Optional[int] = None,
+                  chunk_size: int = 64,
                   progress: Callable[[int, int], None] = lambda done, total: None) -> DetectionRun:
     """Detections for every row of ``manifest`` (image_id, file_path relative to ``data_root``, width, height)."""
     inference = load_inference()
     device = device or pick_device("auto")
     model = inference.load_detector(str(checkpoint), device)
-    set_inference_size(model, min_size)
+    tune_for_inference(model, min_size, max_proposals)
     data_root = Path(data_root)
     paths = [data_root / p for p in manifest["file_path"]]
     started = time.perf_counter()
@@ -108,12 +115,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--min-size", type=int, default=None, help="inference resize (shorter side)")
+    parser.add_argument("--max-proposals", type=int, default=None, help="RPN proposals kept per image")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     manifest = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
     best = json.loads((root / "best_detector" / "best.json").read_text())
-    run = detect_images(manifest, root, best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size)
+    run = detect_images(manifest, root, best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size,
+                        args.max_proposals)
     atomic.write_parquet(root / "pinterest_detections" / "detections.parquet", run.detections)
     print(f"{len(run.detections)} images, {run.images_per_second:.1f} images/s, {run.per_class()}")
 
