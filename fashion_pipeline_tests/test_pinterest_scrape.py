@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from fashion_pipeline.pinterest.scraper import LoginFailed, ScrollSettings, login, scroll_and_collect, start_browser
+from fashion_pipeline.pinterest.scraper import LoginFailed, ScrollSettings, Selectors, login, scroll_and_collect, start_browser
 from fashion_pipeline.pinterest.site import EmbeddedPinterestSite, FaultConfig
 from fashion_pipeline.pinterest.urls import parse_srcset
 
@@ -56,6 +56,13 @@ def test_collects_exactly_the_board_pins_and_stops_at_more_ideas(site, driver):
         assert pin.page_url == site.pin_url(pin.pin_id)
         assert pin.src.startswith(site.base_url + "/i/236x/")
         assert [url.split("/")[4] for url in parse_srcset(pin.srcset)] == ["236x", "474x", "736x"]
+
+
+def test_the_more_ideas_heading_text_ends_the_board_when_the_selector_drifts(site, driver):
+    drifted = Selectors(end_of_board='div[data-test-id="renamed-by-pinterest"]')
+    result = scroll_and_collect(driver, site.board_url("Gucci"), QUICK, drifted)
+    assert result.stopped_because == "end_of_board"
+    assert [pin.pin_id for pin in result.pins] == site.board_pin_ids("Gucci")
 
 
 def test_an_endless_board_is_cut_by_max_iterations(site, driver):

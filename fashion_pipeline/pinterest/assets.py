@@ -101,6 +101,7 @@ class PinterestScraper(dg.ConfigurableResource):
     )
     selector_pin: str = Selectors.pin
     selector_end_of_board: str = Selectors.end_of_board
+    end_of_board_text: str = Field(default=Selectors.end_of_board_text, description="heading that ends a board's own pins")
     selector_login_email: str = Selectors.login_email
     selector_login_password: str = Selectors.login_password
     selector_login_submit: str = Selectors.login_submit
@@ -112,7 +113,8 @@ class PinterestScraper(dg.ConfigurableResource):
 
     def _selectors(self) -> Selectors:
         return Selectors(
-            pin=self.selector_pin, end_of_board=self.selector_end_of_board, login_email=self.selector_login_email,
+            pin=self.selector_pin, end_of_board=self.selector_end_of_board, end_of_board_text=self.end_of_board_text,
+            login_email=self.selector_login_email,
             login_password=self.selector_login_password, login_submit=self.selector_login_submit,
         )
 
@@ -224,7 +226,8 @@ def _thumbnails(report: DownloadReport, store: BrandStore, count: int) -> str:
 
 def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, started: float, grid: str, store: BrandStore) -> dict:
     metadata = {
-        "pins_found": scrape_count(scrape),
+        "source_url": scrape.url,
+        "pins_found": len(scrape.pins),
         "files_downloaded": report.files_downloaded,
         "files_already_present": report.files_already_present,
         "failures_total": sum(report.failures.values()),
@@ -241,10 +244,6 @@ def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, sta
         "thumbnails": dg.MetadataValue.md(grid),
     }
     return metadata
-
-
-def scrape_count(scrape: ScrapeResult) -> int:
-    return len(scrape.pins)
 
 
 @dg.asset(

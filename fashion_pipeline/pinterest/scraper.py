@@ -37,6 +37,7 @@ class Selectors:
     pin: str = 'div[data-test-id="pin"]'
     pin_link: str = 'a[href*="/pin/"]'
     end_of_board: str = 'div[data-test-id="more-ideas-header"]'
+    end_of_board_text: str = "More ideas"  # fallback: a heading with exactly this text
     login_email: str = 'input[name="id"]'
     login_password: str = 'input[name="password"]'
     login_submit: str = 'button[type="submit"]'
@@ -128,9 +129,11 @@ class LoginFailed(RuntimeError):
 # One round: collect the board's pins above the "More ideas" header, scroll (to the first pin whose
 # lazy image has no src yet, else to the bottom), then wait until the grid changes or time runs out.
 _ROUND_JS = r"""
-const [pinSel, linkSel, endSel, waitMs] = arguments;
+const [pinSel, linkSel, endSel, endText, waitMs] = arguments;
 const done = arguments[arguments.length - 1];
-const end = document.querySelector(endSel);
+const findEnd = () => document.querySelector(endSel) || (endText ? Array.from(
+  document.querySelectorAll('h1, h2, h3')).find(h => h.textContent.trim().toLowerCase() === endText.toLowerCase()) : null);
+const end = findEnd();
 const pins = [];
 let firstMissing = null;
 for (const pin of document.querySelectorAll(pinSel)) {
@@ -146,7 +149,7 @@ for (const pin of document.querySelectorAll(pinSel)) {
   pins.push({pin_id: match[1], page_url: link.href, src: src, srcset: srcset});
 }
 const signature = () => document.querySelectorAll(pinSel).length + '|' + document.body.scrollHeight
-  + '|' + !!document.querySelector(endSel);
+  + '|' + !!findEnd();
 const before = signature();
 if (firstMissing) firstMissing.scrollIntoView({block: 'center'});
 else if (!end) window.scrollTo(0, document.body.scrollHeight);
@@ -205,7 +208,9 @@ def scroll_and_collect(driver, url: str, settings: ScrollSettings, selectors: Se
     collector, result, idle = PinCollector(), ScrapeResult(url=url), 0
     wait_ms = int(settings.scroll_pause_s * 1000)
     for result.rounds in range(1, settings.max_iterations + 1):
-        state = driver.execute_async_script(_ROUND_JS, selectors.pin, selectors.pin_link, selectors.end_of_board, wait_ms)
+        state = driver.execute_async_script(
+            _ROUND_JS, selectors.pin, selectors.pin_link, selectors.end_of_board, selectors.end_of_board_text, wait_ms
+        )
         new = collector.add(state["pins"], state["base"])
         idle = 0 if new else idle + 1
         stop = _stop_reason(state, idle, len(collector.by_id), settings)
