@@ -79,6 +79,7 @@ def test_schedule_requests_one_run_per_brand():
     assert sorted(request.partition_key for request in requests) == sorted(BRAND_PARTITIONS.get_partition_keys())
 
 
+@pytest.mark.slow  # a fresh interpreter imports dagster
 def test_cron_comes_from_the_environment():
     # A fresh interpreter: the schedule is built at import, and reloading here would leave other
     # tests holding stale classes.

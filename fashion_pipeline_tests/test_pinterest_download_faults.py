@@ -127,6 +127,7 @@ def test_retries_exhausted_are_reported_as_such_and_honour_retry_after(site, tmp
     assert_store_is_clean(tmp_path)
 
 
+@pytest.mark.slow  # first use of the site renders its images
 def test_missing_originals_and_wrong_extensions_fall_back(site, tmp_path):
     site.set_faults(None)
     pins = board_pins(site)
