@@ -267,13 +267,9 @@ class _Trainer:
         means = {name: float(value) for name, value in zip(STAT_NAMES, per_step.mean(axis=0))}
         return means, per_step[:, :2]
 
-    @torch.no_grad()
     def generate(self, noise: torch.Tensor) -> np.ndarray:
-        self.generator.eval()
         with self._autocast():
-            images = self.generator(noise)
-        self.generator.train()
-        return unit_range_to_uint8(images)
+            return unit_range_to_uint8(generate_with_batch_stats(_unwrap(self.generator), noise))
 
     def state(self) -> dict:
         return {
@@ -405,8 +401,26 @@ def _save_outputs(trainer: _Trainer, out_dir: Path, config: TrainConfig, history
     atomic.save_npy(out_dir / "fixed_noise_fakes.npy", trainer.generate(trainer.fixed_noise))
 
 
+@torch.no_grad()
+def generate_with_batch_stats(generator: Generator, noise: torch.Tensor) -> torch.Tensor:
+    """``generator(noise)`` with BatchNorm normalising by the batch's statistics, as the reference does
+    (it calls ``netG(fixed_noise)`` in train mode). Early in training the running averages lag far
+    behind and eval mode gives flat grey images. The running averages are restored afterwards, so
+    generating leaves the model unchanged.
+    """
+    saved = {key: value.clone() for key, value in generator.state_dict().items()
+             if "running_" in key or "num_batches_tracked" in key}
+    was_training = generator.training
+    generator.train()
+    try:
+        return generator(noise)
+    finally:
+        generator.load_state_dict(saved, strict=False)
+        generator.train(was_training)
+
+
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Generator:
-    """The generator saved by ``train`` (``generator.pt``), in eval mode."""
+    """The generator saved by ``train`` (``generator.pt``)."""
     saved = torch.load(path, map_location=device, weights_only=False)
     generator = Generator(saved["nz"], saved["ngf"]).to(device)
     generator.load_state_dict(saved["state_dict"])
@@ -416,12 +430,12 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Gene
 @torch.no_grad()
 def sample(generator: Generator, count: int, seed: int = 0, batch_size: int = 256,
            device: torch.device | str = "cpu") -> np.ndarray:
-    """``count`` fakes as N x 64 x 64 x 3 uint8, from seeded noise."""
+    """``count`` fakes as N x 64 x 64 x 3 uint8, from seeded noise (batch statistics, as in training)."""
     rng = torch.Generator().manual_seed(seed)
     chunks = []
     for start in range(0, count, batch_size):
         noise = torch.randn(min(batch_size, count - start), generator.nz, 1, 1, generator=rng).to(device)
-        chunks.append(unit_range_to_uint8(generator(noise)))
+        chunks.append(unit_range_to_uint8(generate_with_batch_stats(generator, noise)))
     return np.concatenate(chunks) if chunks else np.zeros((0, 64, 64, 3), np.uint8)
 
 
