@@ -50,6 +50,17 @@ LOGIN_WALL = (b"<!DOCTYPE html><html><head><title>Pinterest</title></head><body>
               b"<h1>Log in to see more</h1><form action=\"/login/\"></form></body></html>")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Browsers drop connections mid-request (cancelled image loads); that is not an error."""
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class EmbeddedPinterestSite:
     """A local Pinterest look-alike with one runway board per brand. Usable as a context manager."""
 
@@ -87,7 +98,7 @@ class EmbeddedPinterestSite:
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> str:
         if self._server is None:
-            server = ThreadingHTTPServer(self._address, _Handler)
+            server = _QuietServer(self._address, _Handler)
             server.daemon_threads = True
             server.block_on_close = False
             server.site = self
