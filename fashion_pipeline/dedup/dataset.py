@@ -12,16 +12,24 @@ Steps, each a function below so tests and the CLI reach them without Dagster:
 4. ``write_outputs``: ``manifest.parquet`` (one row per kept image), ``mapping.parquet`` (every input
    row -> kept image and why), ``quarantine.parquet``, ``summary.json``; all atomic.
 
-Default threshold: 10 bits of 64, from ``bench/dedup_quality.py`` (93 distinct base pictures, 20
-transformations each; numbers in bench/results/dedup_quality.md). At 10 bits recall is 0.99 on
-JPEG re-encodes down to q30, downscales to 236/474/736 px, PNG<->JPEG and brightness, contrast,
-saturation and greyscale changes (the one miss is a chessboard, whose pHash is unstable), 0.95 on
-hue shifts and 2 % crops, 0.82 on 2 % borders and 0.43 on 5 % crops; pair precision over the whole
-pool is 0.999 (10 false pairs). Going to 8 bits loses 7-19 points
-of recall on borders and crops for 3 fewer false pairs; 12 bits gains 7-22 points there but
-multiplies false pairs by 8 (81). Larger borders/crops (>= 5-10 %) are beyond pHash at any safe
-threshold. Mirrored copies are not matched unless ``match_mirrors`` is set: it recovers flips
-(0 -> 0.99 recall) but multiplies false pairs by ~11 on this pool (10 -> 109 at 10 bits).
+Defaults, from ``bench/dedup_quality.py`` (93 distinct base pictures x 20 transformations; full
+tables in bench/results/dedup_quality.md) and the embedded site's planted duplicates:
+
+* **Threshold 10 bits of 64.** pHash alone at 10 bits: recall ~0.97-0.98 on JPEG re-encodes down to
+  q30, downscales to 236/474/736 px, PNG<->JPEG and brightness/contrast/saturation/greyscale
+  changes, ~0.9 on 2-10 % uniform borders (they are trimmed first, see ``phash.py``), 2 % crops
+  and hue shifts, 0.45 on 5 % crops; 2 false pairs over the whole pool. 8 bits loses 4-17 points
+  of recall on borders and crops; 12 bits gains 3-17 there but brings 60 false pairs.
+* **Colour check 0.25.** pHash sees only the coarse grey layout, and runway pictures share one:
+  on the embedded site 24 of 28 pHash pairs at 10 bits were *different* looks on the same backdrop
+  (planted-pair precision 0.15). Each candidate pair is therefore confirmed on standardised 16x16
+  colour thumbnails (``phash.thumbnail_distance``): with the limit 0.25, the embedded site's
+  planted pairs are all found with no false pair, and the benchmark pool has 0 false pairs at any
+  threshold up to 16. It costs recall where the colours really change (greyscale 0.97 -> 0.75,
+  5 % crops 0.45 -> 0.27); 0.3-0.4 recovers some of that for 1-2 false pairs on the benchmark.
+  ``max_thumb_distance=None`` (asset config ``verify_colour=False``) turns it off.
+* **Mirrors off.** ``match_mirrors`` finds left-right flipped copies (recall 0 -> 0.99) for a few
+  more false pairs; flipped reposts are rare, so it is opt-in.
 """
 from __future__ import annotations
 

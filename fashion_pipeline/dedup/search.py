@@ -9,8 +9,9 @@ Two exact algorithms (same result, tested against each other and a naive referen
   in at most ``r_k`` bits, for any radii with ``sum(r_k + 1) > t`` (``chunk_radii``). For each chunk the hashes are bucketed by the chunk's value
   and every query visits the buckets within that radius: one vectorised pass over all hashes per
   flip mask. Candidates are then verified on the full 64 bits. The number of masks grows fast
-  with the radius, so ``m`` is picked by a cost model; for 1M random hashes at ``t <= 8`` this is a
-  few seconds, at ``t = 10`` tens of seconds, instead of the ~40 minutes brute force needs.
+  with the radius, so ``m`` is picked by a cost model. On 1M random hashes (2-core box, shared):
+  ~90 s at ``t = 10`` and ~15-20 s at ``t = 8``, against ~47 min extrapolated for brute force
+  (bench/dedup_speed.py). Threads do not help here: the per-mask numpy calls are too short.
 
 ``find_pairs`` picks between them. Pairs come back as int64 arrays ``i < j`` with their distance,
 sorted by (i, j). ``with_mirrors=True`` also matches a hash against the *mirror* hash of every
@@ -193,19 +194,22 @@ def _pairs_for_mask(index: _ChunkIndex, mask: int, threshold: int):
         asking = np.flatnonzero(counts)
         positions, counts, starts = positions[asking], counts[asking], index.bucket_start[targets[asking]]
     found_i, found_j, found_d = [], [], []
-    for k in range(int(counts.max()) if len(counts) else 0):
-        has_kth = counts > k
-        query, member = positions[has_kth], starts[has_kth] + k
+    member = starts
+    while len(positions):
+        # positions/member: every query that still has a k-th member, and that member's position
+        query, candidate = positions, member
         if mask == 0:
-            later = member > query
-            query, member = query[later], member[later]
-        distance = np.bitwise_count(index.sorted_hashes[query] ^ index.sorted_hashes[member])
-        close = distance <= threshold
-        if close.any():
-            i, j = index.order[query[close]], index.order[member[close]]
+            later = candidate > query
+            query, candidate = query[later], candidate[later]
+        distance = np.bitwise_count(index.sorted_hashes[query] ^ index.sorted_hashes[candidate])
+        close = np.flatnonzero(distance <= threshold)
+        if len(close):
+            i, j = index.order[query[close]], index.order[candidate[close]]
             found_i.append(np.minimum(i, j))
             found_j.append(np.maximum(i, j))
             found_d.append(distance[close].astype(np.int64))
+        more = np.flatnonzero(counts > 1)  # buckets hold ~1 hash: the arrays shrink fast
+        positions, member, counts = positions[more], member[more] + 1, counts[more] - 1
     if not found_i:
         return None
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
