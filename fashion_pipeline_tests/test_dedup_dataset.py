@@ -198,3 +198,10 @@ def test_uniform_frame_is_trimmed_but_a_backdrop_is_not():
     backdrop = Image.new("RGB", (300, 450), (240, 240, 240))
     backdrop.paste(image.resize((100, 150)), (100, 150))  # small figure on a plain backdrop: keep it whole
     assert phash.trim_uniform_border(backdrop).size == (300, 450)
+
+
+def test_a_plain_area_on_one_side_is_not_trimmed():
+    image = distinct_image(22, 300, 400)
+    floor = Image.new("RGB", (300, 480), (250, 250, 250))
+    floor.paste(image, (0, 0))  # uniform strip at the bottom only, touching no frame on the other sides
+    assert phash.trim_uniform_border(floor).size == (300, 480)

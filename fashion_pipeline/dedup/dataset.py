@@ -15,19 +15,21 @@ Steps, each a function below so tests and the CLI reach them without Dagster:
 Defaults, from ``bench/dedup_quality.py`` (93 distinct base pictures x 20 transformations; full
 tables in bench/results/dedup_quality.md) and the embedded site's planted duplicates:
 
-* **Threshold 10 bits of 64.** pHash alone at 10 bits: recall ~0.97-0.98 on JPEG re-encodes down to
+* **Threshold 10 bits of 64.** pHash alone at 10 bits: recall 0.99 on JPEG re-encodes down to
   q30, downscales to 236/474/736 px, PNG<->JPEG and brightness/contrast/saturation/greyscale
-  changes, ~0.9 on 2-10 % uniform borders (they are trimmed first, see ``phash.py``), 2 % crops
-  and hue shifts, 0.45 on 5 % crops; 2 false pairs over the whole pool. 8 bits loses 4-17 points
-  of recall on borders and crops; 12 bits gains 3-17 there but brings 60 false pairs.
+  changes (the miss is a chessboard, whose pHash is unstable), 0.88-0.96 on 2-10 % uniform borders
+  (trimmed first, see ``phash.py``), 0.95 on 2 % crops and hue shifts, 0.44 on 5 % crops; 4 false
+  pairs over the whole pool. 8 bits loses 5-17 points on borders and crops for 2 fewer false
+  pairs; 12 bits gains 2-18 points there but brings 68 false pairs.
 * **Colour check 0.25.** pHash sees only the coarse grey layout, and runway pictures share one:
-  on the embedded site 24 of 28 pHash pairs at 10 bits were *different* looks on the same backdrop
-  (planted-pair precision 0.15). Each candidate pair is therefore confirmed on standardised 16x16
-  colour thumbnails (``phash.thumbnail_distance``): with the limit 0.25, the embedded site's
-  planted pairs are all found with no false pair, and the benchmark pool has 0 false pairs at any
-  threshold up to 16. It costs recall where the colours really change (greyscale 0.97 -> 0.75,
-  5 % crops 0.45 -> 0.27); 0.3-0.4 recovers some of that for 1-2 false pairs on the benchmark.
-  ``max_thumb_distance=None`` (asset config ``verify_colour=False``) turns it off.
+  on the embedded site most pHash pairs at 10 bits were *different* looks on the same backdrop
+  (24 of 28 on a 336-image scrape: planted-pair precision 0.15). Each candidate pair is therefore
+  confirmed on standardised 16x16 colour thumbnails (``phash.thumbnail_distance``): with the limit
+  0.25, the benchmark pool has 0 false pairs at every threshold up to 16, and the embedded site's
+  planted pairs are all found. It costs recall where colours or framing really change (greyscale
+  0.99 -> 0.77, 5 % crops 0.44 -> 0.26, borders -> 0.87-0.90); 0.3-0.4 recovers part of that for
+  1-2 false pairs on the benchmark. ``max_thumb_distance=None`` (asset config
+  ``verify_colour=False``) turns it off.
 * **Mirrors off.** ``match_mirrors`` finds left-right flipped copies (recall 0 -> 0.99) for a few
   more false pairs; flipped reposts are rare, so it is opt-in.
 """

@@ -48,7 +48,7 @@ COLOUR_SIZE = 16  # colour thumbnail side, for verifying pHash candidate pairs
 BORDER_TOLERANCE = 16  # grey levels a frame pixel may differ from the corner colour (JPEG noise)
 MIN_TRIM_KEEP = 0.75  # a frame is at most 12.5 % per side; more is a backdrop and is left alone
 STD_FLOOR = 8.0  # grey levels; keeps near-flat channels from amplifying noise when standardised
-ALGORITHM = "phash64-thumb16-trim-v3"  # stored with every cache row; bump when the signatures change
+ALGORITHM = "phash64-thumb16-trim-v4"  # stored with every cache row; bump when the signatures change
 CACHE_COLUMNS = ["sha256", "phash", "phash_mirror", "thumb", "width", "height", "n_bytes", "algorithm"]
 # Below this many files a process pool costs more than it saves.
 MIN_FILES_FOR_POOL = 64
@@ -89,8 +89,9 @@ def decode_small(image: Image.Image) -> Image.Image:
 def trim_uniform_border(rgb: Image.Image) -> Image.Image:
     """Crop away a uniform frame (a repost's added border) so copies with and without it hash alike.
 
-    The frame colour is taken from the four corners, which must agree. The trim is skipped when it
-    would keep less than MIN_TRIM_KEEP of either side: that is a plain backdrop, not a frame.
+    The frame colour is taken from the four corners, which must agree, and opposite margins must be
+    equal (a frame, letterbox or pillarbox). The trim is skipped when it would keep less than
+    MIN_TRIM_KEEP of either side: that is a plain backdrop, not a frame.
     """
     width, height = rgb.size
     corners = np.array([rgb.getpixel(xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1))], dtype=int)
@@ -103,7 +104,15 @@ def trim_uniform_border(rgb: Image.Image) -> Image.Image:
         return rgb
     if box[2] - box[0] < MIN_TRIM_KEEP * width or box[3] - box[1] < MIN_TRIM_KEEP * height:
         return rgb
+    left, top, right, bottom = box[0], box[1], width - box[2], height - box[3]
+    if not (_balanced(left, right) and _balanced(top, bottom)):
+        return rgb  # a plain area on one side (backdrop, floor) is content; trimming it would be unstable
     return rgb.crop(box)
+
+
+def _balanced(a: int, b: int) -> bool:
+    """Opposite margins of an added frame are equal, give or take JPEG noise."""
+    return abs(a - b) <= 2 + 0.1 * max(a, b)
 
 
 def grey_thumbnail(rgb: Image.Image) -> np.ndarray:
