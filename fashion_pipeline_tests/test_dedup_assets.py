@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 
 import dagster as dg
-import pytest
 import pandas as pd
 from PIL import ImageOps
 
@@ -31,7 +30,6 @@ def check_results(result) -> dict[str, bool]:
     return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
 
 
-@pytest.mark.slow
 def test_materialize_writes_dataset_and_reports_metadata(tmp_path):
     build_fixture(tmp_path)
     result = materialize(tmp_path, {"sample_pairs": 2})
@@ -50,7 +48,6 @@ def test_materialize_writes_dataset_and_reports_metadata(tmp_path):
     assert len(manifest) == 5 and manifest["image_id"].is_unique
 
 
-@pytest.mark.slow
 def test_match_mirrors_merges_a_flipped_repost(tmp_path):
     build_fixture(tmp_path, with_bad_files=False)
     brand = tmp_path / "pinterest_images" / "valentino"
@@ -66,7 +63,6 @@ def test_match_mirrors_merges_a_flipped_repost(tmp_path):
     assert mirrored["files_from_cache"].value == 9 and mirrored["files_hashed"].value == 0
 
 
-@pytest.mark.slow
 def test_checks_fail_and_block_on_bad_output(tmp_path, monkeypatch):
     build_fixture(tmp_path)
     original = dataset.write_outputs
