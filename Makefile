@@ -34,6 +34,7 @@ dev: install
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: install
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m bench.run_all
 
 clean:
