@@ -27,6 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the training CLI does; both sides get it
 import torch  # noqa: E402
+import numpy as np
 from PIL import Image
 
 from fashion_pipeline.common.atomic import write_json, write_text
@@ -58,9 +59,9 @@ class ReferenceDataset(CocoDetectionDataset):
     """What the reference feeds the model: float32 tensors made on the host (ToTensor-style)."""
 
     def __getitem__(self, item):
-        index, flip = item
+        index, flip = item if isinstance(item, tuple) else (item, False)
         with Image.open(self.image_root / self.images[index]["file_name"]) as opened:
-            image = torch.from_numpy(__import__("numpy").array(opened.convert("RGB"))).permute(2, 0, 1).float() / 255
+            image = torch.from_numpy(np.array(opened.convert("RGB"))).permute(2, 0, 1).float() / 255
         target = self.target(index)
         if flip:
             image, target = hflip(image, target)

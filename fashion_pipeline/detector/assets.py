@@ -161,15 +161,17 @@ def resources() -> dict:
     return {"pipes_subprocess_client": dg.PipesSubprocessClient()}
 
 
-# The 2-core CPU demo: resnet18 from scratch, narrow FPN/box head, 256-px inputs, a short
-# schedule with a larger lr (batch 4). Documented in the report; not the thesis's recipe.
+# The 2-core CPU demo, not the thesis's recipe: resnet18 from scratch (no weights offline), a
+# narrow FPN (64) and box head (256) without the stride-4 level (garments are large), 224-px
+# inputs, 200 steps of 4 images (~1.2 epochs of the 648-image sample) with a 6x higher lr.
+# Measured on the sample's val split: 300 such steps gave AP50 0.97 (AP 0.63), 250 gave AP50 0.95.
 DEMO_RUN_CONFIG = {
     "ops": {
         "fashion_detector": {
             "config": {
-                "max_iter": 300,
+                "max_iter": 200,
                 "base_lr": 0.015,
-                "lr_steps": [240],
+                "lr_steps": [160],
                 "warmup_iters": 50,
                 "batch_size": 4,
                 "num_workers": 1,
