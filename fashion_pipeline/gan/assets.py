@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fashion_pipeline.common import atomic, render
+from fashion_pipeline.common.config import config_from_dataclass
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.gan import crops, detect, quality, report, training_sets
 from fashion_pipeline.gan import dcgan as gan_model  # the module; ``dcgan`` below is the asset
@@ -146,22 +147,15 @@ def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetCon
 
 # ---------------------------------------------------------------- DCGAN
 
-class DCGANConfig(dg.Config):
-    """The thesis's hyperparameters (section 4.4) are the defaults."""
-
-    nz: int = 100
-    ngf: int = 64
-    ndf: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    batch_size: int = 128
-    epochs: int = 200
-    seed: int = 999
-    compile: bool = False
-    device: str = ""  # empty: the ``compute`` resource decides
-    amp: bool = True  # bfloat16 autocast, CUDA only
-    channels_last: bool = True
-    resume: bool = True  # continue from checkpoint_last.pt when it matches the data and architecture
+DCGANConfig = config_from_dataclass(
+    gan_model.TrainConfig,
+    "DCGANConfig",
+    "The thesis's hyperparameters (section 4.4) are the defaults; see fashion_pipeline.gan.dcgan.TrainConfig.",
+    # empty: the ``compute`` resource decides
+    overrides={"device": (str, "")},
+    # continue from checkpoint_last.pt when it matches the data and architecture
+    resume=(bool, True),
+)
 
 
 def _loss_chart(history: dict, variant: str) -> str:
