@@ -281,6 +281,8 @@ def pinterest_images(
 pinterest_scrape_job = dg.define_asset_job(
     "pinterest_scrape_job",
     selection=[pinterest_images],
+    # Deprecated in 1.13 but still needed: without it build_schedule_from_partitioned_job
+    # cannot tell the job is statically partitioned and rejects cron_schedule.
     partitions_def=BRAND_PARTITIONS,
     description="Scrape one brand (pick a partition in the Launchpad) or all of them (backfill / schedule).",
 )
