@@ -53,6 +53,15 @@ def test_multi_index_matches_brute_force(threshold, n_chunks):
     assert as_set(found) == as_set(expected)
 
 
+def test_multi_index_across_forked_processes_matches_brute_force():
+    hashes = planted_hashes(3000, seed=11)
+    expected = search.brute_force_pairs(hashes, 10)
+    found = search.multi_index_pairs(hashes, 10, n_chunks=3, processes=2)
+    assert len(expected) > 0
+    assert as_set(found) == as_set(expected)
+    np.testing.assert_array_equal(found.distance, expected.distance)
+
+
 def test_small_blocks_do_not_lose_pairs(monkeypatch):
     monkeypatch.setattr(search, "BLOCK_ELEMENTS", 7)  # forces many one-row blocks
     hashes = planted_hashes(150, seed=3)

@@ -10,8 +10,9 @@ Two exact algorithms (same result, tested against each other and a naive referen
   and every query visits the buckets within that radius: one vectorised pass over all hashes per
   flip mask. Candidates are then verified on the full 64 bits. The number of masks grows fast
   with the radius, so ``m`` is picked by a cost model. On 1M random hashes (2-core box, shared):
-  ~90 s at ``t = 10`` and ~15-20 s at ``t = 8``, against ~47 min extrapolated for brute force
-  (bench/dedup_speed.py). Threads do not help here: the per-mask numpy calls are too short.
+  ~90 s at ``t = 10`` on one core and ~15-20 s at ``t = 8``, against ~47 min extrapolated for brute
+  force (bench/dedup_speed.py). Threads do not help here (the per-mask numpy calls are too short);
+  forked processes, each taking a share of the masks, do.
 
 ``find_pairs`` picks between them. Pairs come back as int64 arrays ``i < j`` with their distance,
 sorted by (i, j). ``with_mirrors=True`` also matches a hash against the *mirror* hash of every
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -215,26 +218,52 @@ def _pairs_for_mask(index: _ChunkIndex, mask: int, threshold: int):
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
 
 
-def multi_index_pairs(hashes, threshold: int, n_chunks: int | None = None, workers: int = 1) -> Pairs:
-    """Every pair within ``threshold`` by multi-index hashing; exact (pigeonhole), see module doc."""
+# The chunk index a forked worker searches: inherited through fork, never pickled.
+_FORKED_INDEX: _ChunkIndex | None = None
+
+
+def _pairs_for_masks(masks: np.ndarray, threshold: int) -> list:
+    results = (_pairs_for_mask(_FORKED_INDEX, int(mask), threshold) for mask in masks)
+    return [result for result in results if result is not None]
+
+
+def _search_chunk(index: _ChunkIndex, masks: np.ndarray, threshold: int, workers: int, processes: int) -> list:
+    """Every mask of one chunk; across forked processes when asked (each mask is independent)."""
+    global _FORKED_INDEX
+    if processes > 1 and len(masks) >= 4 * processes and "fork" in multiprocessing.get_all_start_methods():
+        _FORKED_INDEX = index
+        try:
+            with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+                batches = np.array_split(masks, processes * 8)
+                return [found for part in pool.map(_pairs_for_masks, batches, [threshold] * len(batches)) for found in part]
+        finally:
+            _FORKED_INDEX = None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # numpy releases the GIL
+        jobs = [pool.submit(_pairs_for_mask, index, int(m), threshold) for m in masks]
+        return [result for result in (job.result() for job in jobs) if result is not None]
+
+
+def multi_index_pairs(hashes, threshold: int, n_chunks: int | None = None, workers: int = 1, processes: int = 1) -> Pairs:
+    """Every pair within ``threshold`` by multi-index hashing; exact (pigeonhole), see module doc.
+
+    ``processes > 1`` splits each chunk's masks across forked processes: the per-mask numpy calls
+    are too short for threads to overlap, but processes scale with the cores.
+    """
     hashes = as_hashes(hashes)
     n = len(hashes)
     n_chunks = n_chunks or best_chunk_count(n, threshold)
     found = []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # numpy releases the GIL
-        for (shift, bits), radius in zip(chunk_layout(n_chunks), chunk_radii(threshold, n_chunks)):
-            if bits > MAX_CHUNK_BITS:
-                raise ValueError(f"{n_chunks} chunks give {bits}-bit chunks; at most {MAX_CHUNK_BITS} allowed")
-            index = _ChunkIndex.build(hashes, shift, bits)
-            jobs = [pool.submit(_pairs_for_mask, index, int(m), threshold) for m in flip_masks(bits, radius)]
-            found += [job.result() for job in jobs]
-    found = [f for f in found if f is not None]
+    for (shift, bits), radius in zip(chunk_layout(n_chunks), chunk_radii(threshold, n_chunks)):
+        if bits > MAX_CHUNK_BITS:
+            raise ValueError(f"{n_chunks} chunks give {bits}-bit chunks; at most {MAX_CHUNK_BITS} allowed")
+        index = _ChunkIndex.build(hashes, shift, bits)
+        found += _search_chunk(index, flip_masks(bits, radius), threshold, workers, processes)
     if not found:
         return Pairs.empty()
     return _sorted_unique(*(np.concatenate(parts) for parts in zip(*found)), n)
 
 
-def _self_pairs(hashes: np.ndarray, threshold: int, method: str, workers: int) -> Pairs:
+def _self_pairs(hashes: np.ndarray, threshold: int, method: str, workers: int, processes: int) -> Pairs:
     n = len(hashes)
     if method == "auto":
         brute_cost = COST_PER_PAIR_BRUTE * n * n / 2
@@ -243,24 +272,27 @@ def _self_pairs(hashes: np.ndarray, threshold: int, method: str, workers: int) -
     if method == "brute":
         return brute_force_pairs(hashes, threshold)
     if method == "mih":
-        return multi_index_pairs(hashes, threshold, workers=workers)
+        return multi_index_pairs(hashes, threshold, workers=workers, processes=processes)
     raise ValueError(f"unknown search method {method!r}; use auto, brute or mih")
 
 
-def find_pairs(hashes, threshold: int, mirrors=None, method: str = "auto", workers: int = 1) -> Pairs:
+def find_pairs(hashes, threshold: int, mirrors=None, method: str = "auto", workers: int = 1,
+               processes: int | None = None) -> Pairs:
     """All pairs of images within ``threshold`` bits.
 
     With ``mirrors`` (each image's mirror hash), an image also matches another whose mirror is
     within the threshold: the search runs over hashes and mirrors together and maps back.
+    ``processes`` (default: every core) only matters on the multi-index path, for large inputs.
     """
+    processes = processes or os.cpu_count() or 1
     hashes = as_hashes(hashes)
     if threshold < 0:
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     n = len(hashes)
     if mirrors is None:
-        return _self_pairs(hashes, threshold, method, workers)
+        return _self_pairs(hashes, threshold, method, workers, processes)
     both = np.concatenate([hashes, as_hashes(mirrors)])
-    pairs = _self_pairs(both, threshold, method, workers)
+    pairs = _self_pairs(both, threshold, method, workers, processes)
     i, j = pairs.i % n, pairs.j % n
     distinct = i != j  # an image against its own mirror says nothing
     i, j, distance = i[distinct], j[distinct], pairs.distance[distinct]
