@@ -50,6 +50,23 @@ def _planted_metadata(planted) -> dict:
     }
 
 
+# Metadata key -> the build's stat of the same meaning: numeric, so the UI plots them over runs.
+COUNT_METADATA = {
+    "input_count": "input_count",
+    "unique_count": "unique_count",
+    "exact_duplicates": "exact_duplicates",
+    "near_duplicates": "near_duplicates",
+    "clusters": "clusters_with_duplicates",
+    "largest_cluster": "largest_cluster",
+    "quarantined": "quarantined",
+    "threshold_bits": "threshold",
+    "candidate_pairs": "candidate_pairs",
+    "pairs_rejected_by_colour": "pairs_rejected_by_colour",
+    "files_hashed": "files_hashed",
+    "files_from_cache": "files_from_cache",
+}
+
+
 @dg.asset(
     group_name="dedup",
     deps=[dg.AssetKey("pinterest_images")],
@@ -66,21 +83,10 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
                      f"({stats['exact_duplicates']} exact, {stats['near_duplicates']} near, {stats['quarantined']} quarantined)")
     reasons = dataset.quarantine_reasons(result.quarantine)
     metadata = {
-        "input_count": dg.MetadataValue.int(stats["input_count"]),
-        "unique_count": dg.MetadataValue.int(stats["unique_count"]),
-        "exact_duplicates": dg.MetadataValue.int(stats["exact_duplicates"]),
-        "near_duplicates": dg.MetadataValue.int(stats["near_duplicates"]),
-        "clusters": dg.MetadataValue.int(stats["clusters_with_duplicates"]),
-        "largest_cluster": dg.MetadataValue.int(stats["largest_cluster"]),
-        "quarantined": dg.MetadataValue.int(stats["quarantined"]),
+        **{key: dg.MetadataValue.int(stats[stat]) for key, stat in COUNT_METADATA.items()},
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "brand_manifests": dg.MetadataValue.int(len(info["manifests"])),
-        "threshold_bits": dg.MetadataValue.int(stats["threshold"]),
-        "candidate_pairs": dg.MetadataValue.int(stats["candidate_pairs"]),
-        "pairs_rejected_by_colour": dg.MetadataValue.int(stats["pairs_rejected_by_colour"]),
         "match_mirrors": dg.MetadataValue.bool(stats["match_mirrors"]),
-        "files_hashed": dg.MetadataValue.int(stats["files_hashed"]),
-        "files_from_cache": dg.MetadataValue.int(stats["files_from_cache"]),
         "hash_seconds": dg.MetadataValue.float(float(stats["hash_seconds"])),
         "seconds": dg.MetadataValue.float(float(stats["seconds"])),
         "manifest": dg.MetadataValue.path(str(info["paths"]["manifest"])),
