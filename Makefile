@@ -30,8 +30,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# Dagster's `dg` CLI: the webserver and the daemon (schedules, automation, run retries) on the instance at the repo root.
 dev: install
-	$(VENV)/bin/dagster dev -w workspace.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg dev
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'

@@ -1,36 +1,37 @@
 """The project's one ``Definitions``: every stage's definitions merged, resources bound.
 
 Each stage package exposes ``defs`` (assets, checks, schedules) in its ``assets.py`` and
-``resources()`` for the resources it needs; this module only puts them together.
+``resources()`` for the resources it needs; this module only puts them together. The stages are
+imported by name: one that fails to import fails the code location loudly, never silently shrinks it.
+
+Loading stays light (no torch, torchvision or pycocotools): the webserver, the daemon and every
+scrape run import this module, and the heavy imports happen inside the assets that need them.
+``dg check defs`` and ``dg dev`` find this module through ``[tool.dg.project]`` in pyproject.toml.
 """
 from __future__ import annotations
-
-import importlib
 
 import dagster as dg
 
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.dedup import assets as dedup_assets
+from fashion_pipeline.deepfashion import assets as deepfashion_assets
+from fashion_pipeline.detector import assets as detector_assets
+from fashion_pipeline.gan import assets as gan_assets
+from fashion_pipeline.pinterest import assets as pinterest_assets
 
-# Pipeline order; a stage that is not built yet is simply absent.
-STAGES = ["deepfashion", "pinterest", "dedup", "detector", "gan"]
+# Pipeline order.
+STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets]
 
 
 def _stage_modules():
-    for stage in STAGES:
-        try:
-            yield importlib.import_module(f"fashion_pipeline.{stage}.assets")
-        except ModuleNotFoundError as error:
-            if error.name != f"fashion_pipeline.{stage}" and error.name != f"fashion_pipeline.{stage}.assets":
-                raise
+    return list(STAGES)
 
 
 def build_defs() -> dg.Definitions:
     resources: dict = {"data_root": DataRoot(), "compute": ComputeDevice()}
-    stage_defs = []
-    for module in _stage_modules():
-        stage_defs.append(module.defs)
-        resources.update(getattr(module, "resources", lambda: {})())
-    return dg.Definitions.merge(*stage_defs, dg.Definitions(resources=resources))
+    for module in STAGES:
+        resources.update(module.resources())
+    return dg.Definitions.merge(*(module.defs for module in STAGES), dg.Definitions(resources=resources))
 
 
 defs = build_defs()

@@ -84,10 +84,14 @@ def brand_manifests(data_root: Path) -> list[Path]:
     return sorted((Path(data_root) / INPUT_ASSET).glob("*/manifest.parquet"))
 
 
-def load_inputs(data_root: Path) -> pd.DataFrame:
-    """Every brand manifest's rows, in brand order, with ``input_id`` numbering them."""
+def load_inputs(data_root: Path, manifests: list[Path] | None = None) -> pd.DataFrame:
+    """The brand manifests' rows, in the order given, with ``input_id`` numbering them.
+
+    ``manifests``: which brand manifests to merge (the asset passes those Dagster recorded for the
+    brands of the current brands file); by default every one under the data root (CLI use).
+    """
     frames = []
-    for path in brand_manifests(data_root):
+    for path in brand_manifests(data_root) if manifests is None else manifests:
         frame = pd.read_parquet(path)
         missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
         if missing:
@@ -388,13 +392,15 @@ def write_outputs(result: DedupResult, out_dir: Path, cache: pd.DataFrame) -> di
     return paths
 
 
-def build_dataset(data_root: Path, settings: DedupSettings | None = None) -> tuple[DedupResult, dict]:
+def build_dataset(data_root: Path, settings: DedupSettings | None = None,
+                  manifests: list[Path] | None = None) -> tuple[DedupResult, dict]:
     """The whole stage: load, hash (cached), deduplicate, write. Returns the result and run info."""
     settings = settings or DedupSettings()
     data_root = Path(data_root)
     out_dir = data_root / OUTPUT_ASSET
     started = time.perf_counter()
-    inputs = load_inputs(data_root)
+    manifests = brand_manifests(data_root) if manifests is None else [Path(m) for m in manifests]
+    inputs = load_inputs(data_root, manifests)
     rows, cache, hash_counts = hash_inputs(inputs, data_root, out_dir / "phash_cache.parquet", settings.workers)
     hashed = time.perf_counter()
     result = deduplicate(rows, settings)
@@ -406,7 +412,7 @@ def build_dataset(data_root: Path, settings: DedupSettings | None = None) -> tup
     result.stats["seconds"] = round(time.perf_counter() - started, 3)
     result.stats["settings"] = asdict(settings)
     paths = write_outputs(result, out_dir, cache)
-    return result, {"paths": paths, "manifests": [str(p) for p in brand_manifests(data_root)]}
+    return result, {"paths": paths, "manifests": [str(p) for p in manifests]}
 
 
 # --- checks (run by the asset checks; plain so tests can call them) --------------------------------------
@@ -434,11 +440,11 @@ def check_no_near_duplicates(out_dir: Path) -> tuple[bool, dict]:
     return len(pairs) == 0 and repeated_sha == 0, details
 
 
-def check_inputs_accounted(data_root: Path) -> tuple[bool, dict]:
+def check_inputs_accounted(data_root: Path, manifests: list[Path] | None = None) -> tuple[bool, dict]:
     """Every current input row is in the mapping: kept, mapped to a kept image, or quarantined."""
     data_root = Path(data_root)
     out_dir = data_root / OUTPUT_ASSET
-    inputs = load_inputs(data_root)
+    inputs = load_inputs(data_root, manifests)
     mapping = pd.read_parquet(out_dir / "mapping.parquet")
     manifest = pd.read_parquet(out_dir / "manifest.parquet")
     quarantine = pd.read_parquet(out_dir / "quarantine.parquet")

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.render import grid_markdown, markdown_table
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.deepfashion import layout
@@ -21,6 +22,8 @@ from fashion_pipeline.deepfashion.resources import DeepFashionSource, source_fro
 from fashion_pipeline.deepfashion.sample import SampleSpec
 
 ASSET_NAME = "deepfashion_coco"
+# Bump when a code change alters the JSON written for the same input: downstream turns stale.
+CODE_VERSION = "2"
 
 
 class DeepFashionCocoConfig(dg.Config):
@@ -39,6 +42,7 @@ class DeepFashionCocoConfig(dg.Config):
     name=ASSET_NAME,
     group_name="deepfashion",
     kinds={"python", "json"},
+    code_version=CODE_VERSION,
     description="DeepFashion Category and Attribute Prediction as COCO detection JSON (upper/lower/full), "
                 "one file per split. Reads DEEPFASHION_ROOT, or generates the synthetic sample when unset.",
 )
@@ -51,8 +55,15 @@ def deepfashion_coco(
                                                                             on_bad=config.on_bad))
     if result.summary["images_skipped"]:
         context.log.warning(f"skipped {result.summary['images_skipped']} images: {result.summary['skipped']}")
-    return dg.MaterializeResult(metadata=conversion_metadata(result, data_root.path, deepfashion.kind,
-                                                             config.preview_images, config.seed))
+    metadata = conversion_metadata(result, data_root.path, deepfashion.kind, config.preview_images, config.seed)
+    digests = split_digests(result.paths)
+    metadata.update({f"{split}_sha256": digest for split, digest in digests.items()})
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combine(digests.values())))
+
+
+def split_digests(paths: dict) -> dict[str, str]:
+    """sha256 of each split's JSON: the detector's resume key and best_detector's filter use them."""
+    return {split: file_sha256(paths[split]) for split in layout.SPLITS}
 
 
 def conversion_metadata(result: ConversionResult, data_root: Path, source_kind: str, preview: int, seed: int) -> dict:
@@ -60,7 +71,8 @@ def conversion_metadata(result: ConversionResult, data_root: Path, source_kind: 
     summary = result.summary
     metadata: dict = {
         "source": source_kind,
-        "image_root": dg.MetadataValue.path(summary["image_root"]),
+        # relative to the deepfashion_coco folder for the embedded sample; absolute for an external DEEPFASHION_ROOT
+        "image_root": dg.MetadataValue.text(summary["image_root"]),
         "split_mode": summary["split_mode"],
         "images_total": summary["images_kept"],
         "images_skipped": summary["images_skipped"],

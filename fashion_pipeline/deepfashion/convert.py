@@ -5,7 +5,8 @@ Input: a DeepFashion root in its published layout (``Anno/list_category_cloth.tx
 ``img/<Folder>/img_XXXXXXXX.jpg``). Output: ``train.json``, ``val.json``, ``test.json`` with the three
 categories ``upper`` (1), ``lower`` (2), ``full`` (3) = DeepFashion's ``category_type``; one box per
 image in xywh; ``width``/``height`` read from each image's header (never decoded);
-``info.image_root`` = the absolute DeepFashion root, ``file_name`` relative to it; and
+``info.image_root`` = the DeepFashion root (relative to the output folder when both lie under one
+data root, e.g. the embedded sample; absolute otherwise), ``file_name`` relative to it; and
 ``summary.json`` with the counts.
 
 Splits:
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import json.encoder
 import sys
 import time
@@ -239,6 +241,15 @@ def split_counts(rows: pd.DataFrame) -> dict:
     }
 
 
+def stored_image_root(root: Path, out_dir: Path) -> str:
+    """The image root as written into the JSON: relative to ``out_dir`` when both share its parent
+    (one data root that can move as a whole), absolute for an external DeepFashion folder."""
+    root, out_dir = Path(root).resolve(), Path(out_dir).resolve()
+    if root.is_relative_to(out_dir.parent):
+        return os.path.relpath(root, out_dir)
+    return str(root)
+
+
 def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = ConvertOptions()) -> ConversionResult:
     """Convert the DeepFashion root into ``out_dir/{train,val,test}.json`` and ``out_dir/summary.json``."""
     started = time.perf_counter()
@@ -254,14 +265,15 @@ def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = Con
 
     paths: dict[str, Path] = {}
     counts: dict[str, dict] = {}
+    stored_root = stored_image_root(root, out_dir)
     for split in layout.SPLITS:
         rows = table[splits == split]
         info = {"description": "DeepFashion Category and Attribute Prediction, boxes by category_type",
-                "image_root": str(root), "split": split, "split_mode": options.split, "seed": options.seed}
+                "image_root": stored_root, "split": split, "split_mode": options.split, "seed": options.seed}
         paths[split] = write_text(out_dir / f"{split}.json", coco_json(rows, info))
         counts[split] = split_counts(rows)
     summary = {
-        "image_root": str(root),
+        "image_root": stored_root,
         "split_mode": options.split,
         "seed": options.seed,
         "images_listed": int(len(cat_img)),

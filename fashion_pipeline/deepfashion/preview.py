@@ -15,7 +15,7 @@ BOX_COLOURS = {1: (230, 30, 30), 2: (30, 80, 240), 3: (20, 170, 40)}
 def boxed_samples(coco_path: Path | str, count: int = 12, seed: int = 0) -> list[Image.Image]:
     """Up to ``count`` images of a COCO file (picked with ``seed``), boxes drawn in their category's colour."""
     document = json.loads(Path(coco_path).read_text())
-    image_root = Path(document["info"]["image_root"])
+    image_root = Path(coco_path).parent / document["info"]["image_root"]  # a relative root is relative to the JSON
     images = document["images"]
     if not images:
         return []

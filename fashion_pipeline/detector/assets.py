@@ -3,6 +3,11 @@
 Training runs in its own process (``python -m fashion_pipeline.detector.train``, or torchrun
 with ``nproc_per_node > 1``) launched through Dagster Pipes, which streams its logs and the
 final metadata (12 COCO numbers, AP per class, Table 5.1, loss curves, timings) back here.
+
+Inputs come from Dagster's record, not from a glob of the data root: the detector trains on the
+``deepfashion_coco`` materialization that is current (its files are checked against the recorded
+sha256), and ``best_detector`` ranks only the backbones whose latest materialization was
+evaluated on that same ``val.json``. Torch is imported inside the assets, never at load time.
 """
 
 import os
@@ -12,13 +17,21 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from fashion_pipeline.common.atomic import write_json
+from fashion_pipeline.common import lineage
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
-from fashion_pipeline.detector.evaluate import METRIC_KEYS
-from fashion_pipeline.detector.model import BACKBONES, DEMO_BACKBONE
+from fashion_pipeline.detector.constants import BACKBONES, DEMO_BACKBONE, METRIC_KEYS  # noqa: F401 (demo.py)
 from fashion_pipeline.detector.selection import __doc__ as SELECTION_RULE
-from fashion_pipeline.detector.selection import comparison_table, select
-from fashion_pipeline.detector.inference import load_detector
+from fashion_pipeline.detector.selection import comparison_table, select, split_by_validation_set
+
+DEEPFASHION = "deepfashion_coco"
+DEEPFASHION_CHECKS = ("deepfashion_coco_valid",)
+USABLE_CHECK = "best_detector_is_usable"
+# Bump when a code change alters what is trained or selected for the same inputs.
+DETECTOR_CODE_VERSION = "2"
+SELECTION_CODE_VERSION = "2"
+# Training checkpoints every checkpoint_period iterations, so a retry resumes instead of starting over.
+TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 # Partitions: the thesis's three backbones, plus resnet18 for the 2-core CPU demo only.
 BACKBONE_PARTITIONS = dg.StaticPartitionsDefinition(list(BACKBONES))
@@ -93,13 +106,31 @@ def train_command(config: DetectorTrainingConfig, backbone: str, coco_dir, outpu
     return [sys.executable, "-m", "fashion_pipeline.detector.train", *args]
 
 
+def current_training_data(instance: dg.DagsterInstance, data_root) -> lineage.Recorded:
+    """The current ``deepfashion_coco``, refused when its check failed or its files changed since it was recorded."""
+    recorded = lineage.require_latest(instance, DEEPFASHION)
+    lineage.require_checks_passed(instance, DEEPFASHION, DEEPFASHION_CHECKS)
+    for split in ("train", "val"):
+        path = recorded.path(data_root, f"{split}_path")
+        if not path.is_file():
+            raise dg.Failure(f"{path} is missing although {DEEPFASHION} was materialized in run {recorded.run_id}: "
+                             f"rematerialize {DEEPFASHION}")
+        if file_sha256(path) != recorded.require(f"{split}_sha256"):
+            raise dg.Failure(f"{path} changed after {DEEPFASHION} was materialized in run {recorded.run_id} "
+                             f"(its sha256 differs from the recorded one): rematerialize {DEEPFASHION}")
+    return recorded
+
+
 @dg.asset(
     group_name="detector",
     partitions_def=BACKBONE_PARTITIONS,
-    deps=["deepfashion_coco"],
+    deps=[DEEPFASHION],
     pool="gpu",
     kinds={"pytorch"},
-    description="Faster R-CNN + FPN trained on deepfashion_coco/train.json, COCO-evaluated on val.json; one partition per backbone.",
+    code_version=DETECTOR_CODE_VERSION,
+    retry_policy=TRAINING_RETRY,
+    description="Faster R-CNN + FPN trained on deepfashion_coco/train.json, COCO-evaluated on val.json; one partition "
+                "per backbone. Never retrains by itself: when deepfashion_coco changes it turns stale; launch it from the UI.",
 )
 def fashion_detector(
     context: dg.AssetExecutionContext,
@@ -109,51 +140,82 @@ def fashion_detector(
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.MaterializeResult:
     backbone = context.partition_key
-    coco_dir = data_root.path / "deepfashion_coco"
-    for split in ("train", "val"):
-        if not (coco_dir / f"{split}.json").is_file():
-            raise FileNotFoundError(f"{coco_dir / (split + '.json')} is missing: materialize deepfashion_coco first")
+    coco = current_training_data(context.instance, data_root.path)
+    coco_dir = coco.path(data_root.path, "train_path").parent
     output_dir = data_root.asset_dir("fashion_detector", backbone)
     command = train_command(config, backbone, coco_dir, output_dir, compute.device)
     context.log.info("training: " + " ".join(command))
     # Idle OpenMP threads sleep instead of spinning: on a shared CPU spinning made training 3-5x slower.
     env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    return pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result()
+    reported = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result()
+    checkpoint = output_dir / "model_final.pt"
+    if not checkpoint.is_file() or "AP" not in (reported.metadata or {}):
+        raise dg.Failure(f"training stopped before {checkpoint} was written (see the logs); materialize again to resume")
+    return dg.MaterializeResult(
+        metadata={**reported.metadata,
+                  "checkpoint": dg.MetadataValue.path(lineage.relative(checkpoint, data_root.path)),
+                  "deepfashion_coco_version": coco.data_version or ""},
+        data_version=dg.DataVersion(combine([file_sha256(checkpoint)])),
+    )
+
+
+def recorded_candidates(instance: dg.DagsterInstance) -> list[dict]:
+    """Each backbone partition's latest materialization, as the candidate dict ``selection`` ranks."""
+    candidates = []
+    for backbone in sorted(lineage.materialized_partitions(instance, "fashion_detector") & set(BACKBONES)):
+        recorded = lineage.require_latest(instance, "fashion_detector", backbone)
+        candidates.append({**recorded.metadata, "backbone": backbone, "data_version": recorded.data_version})
+    return candidates
 
 
 @dg.asset(
     group_name="detector",
-    deps=[fashion_detector],
+    deps=[fashion_detector, DEEPFASHION],
     kinds={"pytorch"},
-    description="The trained backbone with the highest COCO AP (rule in the metadata); best.json points at its checkpoint.",
+    code_version=SELECTION_CODE_VERSION,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec(USABLE_CHECK, asset="best_detector", blocking=True,
+                                   description="checkpoint loads and AP50 >= the usability threshold")],
+    description="The trained backbone with the highest COCO AP among those evaluated on the current deepfashion_coco "
+                "(rule in the metadata); best.json points at its checkpoint.",
 )
 def best_detector(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    coco = lineage.require_latest(context.instance, DEEPFASHION)
+    candidates, stale = split_by_validation_set(recorded_candidates(context.instance), coco.require("val_sha256"))
+    for metrics in stale:
+        context.log.warning(f"fashion_detector[{metrics['backbone']}] was evaluated on another deepfashion_coco val.json: "
+                            f"left out; rematerialize that partition to compare it")
     output_path = data_root.asset_dir("best_detector") / "best.json"
-    record, ranked = select(data_root.path / "fashion_detector", output_path)
+    record, ranked = select(candidates, output_path, where=" evaluated on the current deepfashion_coco")
     context.log.info(f"best detector: {record['backbone']} (AP {record['AP']:.3f}) of {record['ranking']}")
-    metadata = {key: dg.MetadataValue.float(float(record[key])) for key in METRIC_KEYS}
+    usable, usable_metadata = _usability(record, data_root)
+    metadata = {key: dg.MetadataValue.float(float(record[key])) for key in METRIC_KEYS if key in record}
     metadata.update({
         "backbone": dg.MetadataValue.text(record["backbone"]),
         "checkpoint": dg.MetadataValue.path(record["checkpoint"]),
         "candidates": dg.MetadataValue.int(len(ranked)),
+        "left_out_other_val_set": dg.MetadataValue.text(", ".join(m["backbone"] for m in stale) or "none"),
         "comparison": dg.MetadataValue.md(comparison_table(ranked)),
         "selection_rule": dg.MetadataValue.md(SELECTION_RULE),
-        "best_json": dg.MetadataValue.path(str(output_path)),
+        "best_json": dg.MetadataValue.path(lineage.relative(output_path, data_root.path)),
     })
-    return dg.MaterializeResult(metadata=metadata)
-
-
-@dg.asset_check(asset=best_detector, blocking=True, description=f"checkpoint loads and AP50 >= {MIN_USABLE_AP50}")
-def best_detector_is_usable(data_root: DataRoot) -> dg.AssetCheckResult:
-    """Guards the cropping stage: a detector that misses most garments would feed it noise."""
-    import json
-
-    record = json.loads((data_root.path / "best_detector" / "best.json").read_text())
-    load_detector(record["checkpoint"], "cpu")
-    return dg.AssetCheckResult(
-        passed=record["AP50"] >= MIN_USABLE_AP50,
-        metadata={"AP50": dg.MetadataValue.float(float(record["AP50"])), "threshold": dg.MetadataValue.float(MIN_USABLE_AP50)},
+    winner = next(m for m in ranked if m["backbone"] == record["backbone"])
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=dg.DataVersion(combine([record["backbone"], winner.get("data_version") or ""])),
+        check_results=[dg.AssetCheckResult(check_name=USABLE_CHECK, passed=usable, metadata=usable_metadata)],
     )
+
+
+def _usability(record: dict, data_root: DataRoot) -> tuple[bool, dict]:
+    """Guards the cropping stage: a detector that misses most garments would feed it noise."""
+    from fashion_pipeline.detector.inference import load_detector
+
+    load_detector(data_root.path / record["checkpoint"], "cpu")
+    metadata = {"backbone": dg.MetadataValue.text(record["backbone"]),
+                "AP50": dg.MetadataValue.float(float(record["AP50"])),
+                "threshold": dg.MetadataValue.float(MIN_USABLE_AP50)}
+    return record["AP50"] >= MIN_USABLE_AP50, metadata
 
 
 def resources() -> dict:
@@ -192,4 +254,4 @@ DEMO_RUN_CONFIG = {
     }
 }
 
-defs = dg.Definitions(assets=[fashion_detector, best_detector], asset_checks=[best_detector_is_usable])
+defs = dg.Definitions(assets=[fashion_detector, best_detector])

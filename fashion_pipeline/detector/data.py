@@ -52,9 +52,13 @@ def _check_annotation(json_path: Path, annotation: dict, image_ids: set) -> None
 
 
 def image_root_of(coco: dict, json_path: str | Path, override: Optional[str] = None) -> Path:
-    """``info.image_root`` (absolute) unless overridden; else the JSON's own folder."""
+    """``info.image_root`` unless overridden; else the JSON's own folder.
+
+    A relative ``image_root`` is relative to the JSON's folder: the converter writes it so when the
+    images lie under the same data root, which can then move as a whole.
+    """
     root = override or coco.get("info", {}).get("image_root")
-    return Path(root) if root else Path(json_path).parent
+    return Path(json_path).parent / root if root else Path(json_path).parent
 
 
 class CocoDetectionDataset(Dataset):

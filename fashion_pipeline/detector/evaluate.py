@@ -20,22 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from fashion_pipeline.detector.data import CocoDetectionDataset, collate, load_coco_json
 from fashion_pipeline.detector.model import CLASS_NAMES
 
-# COCOeval.stats order; also the rows of the thesis's Table 5.1.
-METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-METRIC_ROWS = {  # key: (metric, IoU, area, max detections)
-    "AP": ("Average Precision", "0.50:0.95", "All", 100),
-    "AP50": ("Average Precision", "0.50", "All", 100),
-    "AP75": ("Average Precision", "0.75", "All", 100),
-    "APs": ("Average Precision", "0.50:0.95", "Small", 100),
-    "APm": ("Average Precision", "0.50:0.95", "Medium", 100),
-    "APl": ("Average Precision", "0.50:0.95", "Large", 100),
-    "AR1": ("Recall", "0.50:0.95", "All", 1),
-    "AR10": ("Recall", "0.50:0.95", "All", 10),
-    "AR100": ("Recall", "0.50:0.95", "All", 100),
-    "ARs": ("Recall", "0.50:0.95", "Small", 100),
-    "ARm": ("Recall", "0.50:0.95", "Medium", 100),
-    "ARl": ("Recall", "0.50:0.95", "Large", 100),
-}
+from fashion_pipeline.detector.constants import METRIC_KEYS, METRIC_ROWS  # noqa: F401,E402
 
 
 def coco_ground_truth(gt: str | Path | dict) -> COCO:

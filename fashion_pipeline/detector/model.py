@@ -24,15 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import misc as misc_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-# The thesis's three backbones (section 4.2), in the thesis's order.
-THESIS_BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d")
-# A lighter backbone that trains within the 2-core CPU demo budget; not in the thesis.
-DEMO_BACKBONE = "resnet18"
-BACKBONES = THESIS_BACKBONES + (DEMO_BACKBONE,)
-
-# Detector labels (ARCHITECTURE.md): 0 is background.
-CLASS_NAMES = {1: "upper", 2: "lower", 3: "full"}
-NUM_CLASSES = len(CLASS_NAMES) + 1
+from fashion_pipeline.detector.constants import BACKBONES, CLASS_NAMES, DEMO_BACKBONE, NUM_CLASSES, THESIS_BACKBONES  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)

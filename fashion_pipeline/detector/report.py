@@ -104,5 +104,7 @@ def pipes_metadata(metrics: dict) -> dict:
         "weights_source": {"raw_value": metrics["weights_source"], "type": "text"},
         "parameters": {"raw_value": int(metrics["parameters"]), "type": "int"},
         "resumed_from_iteration": {"raw_value": int(metrics["resumed_from_iteration"]), "type": "int"},
+        "train_json_sha256": {"raw_value": metrics["train_json_sha256"], "type": "text"},
+        "val_json_sha256": {"raw_value": metrics["val_json_sha256"], "type": "text"},
     })
     return metadata

@@ -34,6 +34,7 @@ import torch  # noqa: E402  (after the OpenMP setting)
 
 from fashion_pipeline.common.atomic import torch_save, write_bytes, write_json
 from fashion_pipeline.common.device import pick_device
+from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.detector import engine
 from fashion_pipeline.detector.data import CocoDetectionDataset
 from fashion_pipeline.detector.evaluate import coco_metrics, predict_dataset
@@ -120,10 +121,15 @@ def model_sizes(args) -> dict:
     return sizes
 
 
-def training_signature(spec: DetectorSpec, solver: engine.SolverConfig, train_json: Path) -> dict:
-    """What must match for ``checkpoint_last.pt`` to be continued rather than restarted."""
+def training_signature(spec: DetectorSpec, solver: engine.SolverConfig, train_json_sha256: str) -> dict:
+    """What must match for ``checkpoint_last.pt`` to be continued rather than restarted.
+
+    The training data enters by content, not path: the same path with new data (say, the real
+    DeepFashion after the demo's sample) must train again, not return the old finished model.
+    """
     solver_values = {k: v for k, v in vars(solver).items() if k not in RESUME_IRRELEVANT | {"max_iter"}}
-    return {"model_spec": spec.to_dict(), "solver": json.loads(json.dumps(solver_values)), "train_json": str(train_json)}
+    return {"model_spec": spec.to_dict(), "solver": json.loads(json.dumps(solver_values)),
+            "train_json_sha256": train_json_sha256}
 
 
 def resumable_iteration(checkpoint_path: Path, signature: dict, log) -> int:
@@ -131,7 +137,12 @@ def resumable_iteration(checkpoint_path: Path, signature: dict, log) -> int:
     if not checkpoint_path.is_file():
         return 0
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    if checkpoint.get("signature") != signature:
+    saved = checkpoint.get("signature") or {}
+    if saved.get("train_json_sha256") != signature["train_json_sha256"]:
+        log(f"{checkpoint_path} was trained on another train.json (sha256 {str(saved.get('train_json_sha256'))[:12]}, "
+            f"now {signature['train_json_sha256'][:12]}); training again from iteration 0")
+        return 0
+    if saved != signature:
         log(f"{checkpoint_path} was trained with other settings; starting again from iteration 0")
         return 0
     return checkpoint["state"]["iteration"]
@@ -191,7 +202,8 @@ def run(args) -> Optional[dict]:
     spec, weights_path, weights_reason = resolve_spec(
         args.backbone, args.pretrained_weights_path, args.norm, args.trainable_backbone_layers, **model_sizes(args))
     solver = solver_config(args)
-    signature = training_signature(spec, solver, train_json)
+    data_digests = {"train_json_sha256": file_sha256(train_json), "val_json_sha256": file_sha256(val_json)}
+    signature = training_signature(spec, solver, data_digests["train_json_sha256"])
     with open_reporter(rank, solver.max_iter // solver.log_period) as reporter:
         reporter.log(f"{args.backbone}: {'pretrained, ' + weights_reason if weights_path else 'from scratch: ' + weights_reason}; "
                      f"device {device}, world size {world_size}")
@@ -210,13 +222,21 @@ def run(args) -> Optional[dict]:
         if state.iteration < solver.max_iter:
             reporter.log(f"stopped at iteration {state.iteration} of {solver.max_iter}; rerun to resume")
             return None
-        metrics = finish(model, state, spec, args, device, val_json, output_dir, weights_path, weights_reason, resumed_from)
+        metrics = finish(model, state, spec, args, device, val_json, output_dir, weights_path, weights_reason, resumed_from,
+                         data_digests)
         reporter.log(json.dumps({key: metrics[key] for key in ("AP", "AP50", "AP75", "AR100")}))
         reporter.materialization(metrics)
         return metrics
 
 
-def finish(model, state, spec, args, device, val_json, output_dir, weights_path, weights_reason, resumed_from) -> dict:
+def relative_paths(args: dict, base: Path) -> dict:
+    """The CLI arguments with path values relative to ``base``, so the folder can move or be mounted elsewhere."""
+    path_args = {"coco_dir", "train_json", "val_json", "output_dir", "image_root", "pretrained_weights_path"}
+    return {key: os.path.relpath(value, base) if key in path_args and value else value for key, value in args.items()}
+
+
+def finish(model, state, spec, args, device, val_json, output_dir, weights_path, weights_reason, resumed_from,
+           data_digests: dict) -> dict:
     """Evaluate on val and write model_final.pt, metrics.json and the loss-curve PNG."""
     from fashion_pipeline.detector.report import figure_png, loss_curves_figure
 
@@ -233,7 +253,7 @@ def finish(model, state, spec, args, device, val_json, output_dir, weights_path,
     history = state.history
     metrics.update({
         "backbone": args.backbone,
-        "checkpoint": str(final_path.resolve()),
+        "checkpoint": final_path.name,  # relative to metrics.json's folder, like every path stored here
         "iterations": state.iteration,
         "resumed_from_iteration": resumed_from,
         "final_loss": history[-1]["loss"] if history else float("nan"),
@@ -246,8 +266,9 @@ def finish(model, state, spec, args, device, val_json, output_dir, weights_path,
         "weights_source": weights_reason,
         "parameters": count_parameters(module),
         "model_spec": spec.to_dict(),
-        "args": {key: value for key, value in vars(args).items()},
+        "args": relative_paths(vars(args), output_dir),
         "history": history,
+        **data_digests,  # what it was trained and evaluated on: best_detector compares only equal val sets
     })
     write_json(output_dir / METRICS_NAME, metrics, indent=2)
     if history:

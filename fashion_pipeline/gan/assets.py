@@ -1,7 +1,10 @@
 """Dagster layer of the GAN stage: detections -> full-body crops -> three training sets -> DCGANs -> report.
 
-The ablation is a backfill of ``dcgan`` over its three partitions; ``ablation_report`` reads
-whichever variants have been trained.
+Each asset reads its inputs from the upstream materialization Dagster recorded (paths and content
+fingerprints in its metadata), refuses an upstream whose blocking check failed, and returns a data
+version: a content fingerprint, so a change upstream marks everything after it stale in the UI.
+The cheap assets follow a re-scrape by declarative automation; ``dcgan`` trains only when launched.
+Torch is imported inside the assets, never when the code location loads.
 """
 
 import dataclasses
@@ -12,25 +15,38 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from fashion_pipeline.common import atomic, render
+from fashion_pipeline.common import atomic, lineage, render
 from fashion_pipeline.common.config import config_from_dataclass
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
-from fashion_pipeline.gan import crops, detect, quality, report, training_sets
-from fashion_pipeline.gan import dcgan as gan_model  # the module; ``dcgan`` below is the asset
+from fashion_pipeline.gan import crops, settings, training_sets
 
 GROUP = "gan"
 variant_partitions = dg.StaticPartitionsDefinition(list(training_sets.VARIANTS))
+# Cheap, deterministic steps: they follow their inputs by themselves (after a re-scrape, a new detector).
+FOLLOWS_UPSTREAM = dg.AutomationCondition.eager()
+TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def _md(text: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(text)
 
 
-def _best_detector(data_root: DataRoot) -> dict:
-    path = data_root.path / "best_detector" / "best.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: materialize best_detector first")
-    return json.loads(path.read_text())
+def _file_version(*paths) -> dg.DataVersion:
+    return dg.DataVersion(combine(file_sha256(path) for path in paths))
+
+
+def _dataset_manifest(context, data_root: DataRoot) -> tuple[lineage.Recorded, pd.DataFrame]:
+    recorded = lineage.require_latest(context.instance, "pinterest_dataset")
+    lineage.require_checks_passed(context.instance, "pinterest_dataset",
+                                  ("no_near_duplicates_in_result", "every_input_accounted_for"))
+    return recorded, pd.read_parquet(recorded.path(data_root.path, "manifest"))
+
+
+def _usable_best_detector(context) -> lineage.Recorded:
+    recorded = lineage.require_latest(context.instance, "best_detector")
+    lineage.require_checks_passed(context.instance, "best_detector", ("best_detector_is_usable",))
+    return recorded
 
 
 # ---------------------------------------------------------------- detections
@@ -42,15 +58,18 @@ class DetectionsConfig(dg.Config):
     chunk_size: int = 64  # images decoded ahead of inference
 
 
-@dg.asset(group_name=GROUP, deps=["pinterest_dataset", "best_detector"], kinds={"pytorch"})
+@dg.asset(group_name=GROUP, deps=["pinterest_dataset", "best_detector"], kinds={"pytorch"}, pool="gpu",
+          code_version="2", automation_condition=FOLLOWS_UPSTREAM)
 def pinterest_detections(context: dg.AssetExecutionContext, config: DetectionsConfig, data_root: DataRoot,
                          compute: ComputeDevice) -> dg.MaterializeResult:
     """The best detector's boxes, labels (1 upper, 2 lower, 3 full) and scores for every deduplicated image."""
-    manifest = pd.read_parquet(data_root.path / "pinterest_dataset" / "manifest.parquet")
-    best = _best_detector(data_root)
+    from fashion_pipeline.gan import detect
+
+    _, manifest = _dataset_manifest(context, data_root)
+    best = _usable_best_detector(context)
     device = compute.torch_device()
-    run = detect.detect_images(manifest, data_root.path, best["checkpoint"], device, config.batch_size,
-                               config.min_size, config.max_proposals, config.chunk_size,
+    run = detect.detect_images(manifest, data_root.path, best.path(data_root.path, "checkpoint"), device,
+                               config.batch_size, config.min_size, config.max_proposals, config.chunk_size,
                                progress=lambda done, total: context.log.debug(f"{done}/{total} images"))
     path = atomic.write_parquet(data_root.asset_dir("pinterest_detections") / "detections.parquet", run.detections)
     per_class = run.per_class()
@@ -62,8 +81,8 @@ def pinterest_detections(context: dg.AssetExecutionContext, config: DetectionsCo
         "images_per_second": round(run.images_per_second, 2),
         "detector": best.get("backbone", "?"),
         "device": str(device),
-        "path": dg.MetadataValue.path(str(path)),
-    })
+        "path": dg.MetadataValue.path(lineage.relative(path, data_root.path)),
+    }, data_version=_file_version(path))
 
 
 # ---------------------------------------------------------------- crops
@@ -87,17 +106,18 @@ def _score_histogram(scores: np.ndarray, threshold: float) -> str:
     return render.figure_markdown(figure, alt="full-body scores")
 
 
-@dg.asset(group_name=GROUP, deps=[pinterest_detections],
+@dg.asset(group_name=GROUP, deps=[pinterest_detections], code_version="2", automation_condition=FOLLOWS_UPSTREAM,
           check_specs=[dg.AssetCheckSpec("enough_crops", asset="fullbody_crops", blocking=True,
                                          description="At least 2 crops, so a DCGAN can train on them.")])
-def fullbody_crops(config: CropsConfig, data_root: DataRoot) -> dg.MaterializeResult:
+def fullbody_crops(context: dg.AssetExecutionContext, config: CropsConfig, data_root: DataRoot) -> dg.MaterializeResult:
     """One square crop per image around its best full-body box (policy: ``fashion_pipeline.gan.crops``)."""
-    detections = pd.read_parquet(data_root.path / "pinterest_detections" / "detections.parquet")
+    recorded = lineage.require_latest(context.instance, "pinterest_detections")
+    detections = pd.read_parquet(recorded.path(data_root.path, "path"))
     boxes = crops.best_fullbody_boxes(detections, config.score_threshold)
     out_dir = data_root.asset_dir("fullbody_crops")
     manifest = crops.write_crops(data_root.path, boxes, out_dir / "crops")
     crops.remove_stale_crops(out_dir / "crops", set(manifest["image_id"]))
-    atomic.write_parquet(out_dir / "manifest.parquet", manifest)
+    manifest_path = atomic.write_parquet(out_dir / "manifest.parquet", manifest)
     samples = [data_root.path / p for p in manifest["crop_path"].head(32)]
     return dg.MaterializeResult(
         metadata={
@@ -107,7 +127,9 @@ def fullbody_crops(config: CropsConfig, data_root: DataRoot) -> dg.MaterializeRe
             "score_threshold": config.score_threshold,
             "score_histogram": _md(_score_histogram(crops.fullbody_scores(detections), config.score_threshold)),
             "samples": _md(render.grid_markdown(samples, alt="crops")),
+            "manifest": dg.MetadataValue.path(lineage.relative(manifest_path, data_root.path)),
         },
+        data_version=_file_version(manifest_path),
         check_results=[dg.AssetCheckResult(check_name="enough_crops", passed=len(manifest) >= 2,
                                            metadata={"kept": len(manifest)})],
     )
@@ -120,35 +142,43 @@ class TrainingSetConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, partitions_def=variant_partitions, deps=["pinterest_dataset", fullbody_crops],
-          check_specs=[dg.AssetCheckSpec("valid_training_set", asset="dcgan_training_set", blocking=True,
-                                         description="N x 64 x 64 x 3 uint8 with N >= 2 and non-constant pixels.")])
+          code_version="2", automation_condition=FOLLOWS_UPSTREAM,
+          check_specs=[lineage.partitioned_check("valid_training_set", "dcgan_training_set", variant_partitions,
+                                                 "N x 64 x 64 x 3 uint8 with N >= 2 and non-constant pixels.")])
 def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                        data_root: DataRoot) -> dg.MaterializeResult:
     """The variant's images decoded once to 64x64 uint8 (shorter side to 64, centre crop)."""
     variant = context.partition_key
-    dataset = pd.read_parquet(data_root.path / "pinterest_dataset" / "manifest.parquet")
-    crop_manifest = pd.read_parquet(data_root.path / "fullbody_crops" / "manifest.parquet")
+    _, dataset = _dataset_manifest(context, data_root)
+    crops_record = lineage.require_latest(context.instance, "fullbody_crops")
+    lineage.require_checks_passed(context.instance, "fullbody_crops", ("enough_crops",))
+    crop_manifest = pd.read_parquet(crops_record.path(data_root.path, "manifest"))
     out_dir = data_root.asset_dir("dcgan_training_set")
     images, rows = training_sets.build_variant(data_root.path, variant, dataset, crop_manifest, out_dir,
                                                config.subset_seed)
     valid = images.ndim == 4 and images.shape[1:] == (64, 64, 3) and len(images) >= 2 and images.std() > 0
+    array_path = out_dir / f"{variant}.npy"
+    version = _file_version(array_path)
     return dg.MaterializeResult(
         metadata={
+            "variant": variant,
             "size": len(images),
             "shape": str(images.shape),
             "megabytes": round(images.nbytes / 2**20, 2),
             "samples": _md(render.grid_markdown(list(images[:64]), cell=64, alt=variant)),
-            "path": dg.MetadataValue.path(str(out_dir / f"{variant}.npy")),
+            "path": dg.MetadataValue.path(lineage.relative(array_path, data_root.path)),
+            "fingerprint": version.value,
         },
+        data_version=version,
         check_results=[dg.AssetCheckResult(check_name="valid_training_set", passed=bool(valid),
-                                           metadata={"size": len(images)})],
+                                           metadata={"variant": variant, "size": len(images)})],
     )
 
 
 # ---------------------------------------------------------------- DCGAN
 
 DCGANConfig = config_from_dataclass(
-    gan_model.TrainConfig,
+    settings.TrainConfig,
     "DCGANConfig",
     "The thesis's hyperparameters (section 4.4) are the defaults; see fashion_pipeline.gan.dcgan.TrainConfig.",
     # empty: the ``compute`` resource decides
@@ -181,35 +211,45 @@ def _loss_chart(history: dict, variant: str) -> str:
 
 
 def _stats_metadata(row: dict, prefix: str = "") -> dict:
-    return {f"{prefix}{name}": round(float(row[name]), 5) for name in gan_model.STAT_NAMES}
+    return {f"{prefix}{name}": round(float(row[name]), 5) for name in settings.STAT_NAMES}
 
 
 @dg.asset(group_name=GROUP, partitions_def=variant_partitions, deps=[dcgan_training_set], pool="gpu",
-          kinds={"pytorch"},
-          check_specs=[dg.AssetCheckSpec("finite_losses", asset="dcgan", blocking=True,
-                                         description="Every recorded epoch has finite losses.")])
+          kinds={"pytorch"}, code_version="2", retry_policy=TRAINING_RETRY,
+          check_specs=[lineage.partitioned_check("finite_losses", "dcgan", variant_partitions,
+                                                 "Every recorded epoch has finite losses.")])
 def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: DataRoot,
           compute: ComputeDevice) -> dg.MaterializeResult:
-    """The thesis's DCGAN trained on one variant; checkpoints every epoch and resumes after an interruption."""
+    """The thesis's DCGAN trained on one variant; checkpoints every epoch and resumes after an interruption.
+
+    Never trains by itself: when its training set changes it turns stale; launch it (or a backfill) from the UI.
+    """
+    from fashion_pipeline.gan import dcgan as gan_model, report
+
     variant = context.partition_key
-    images = np.load(data_root.path / "dcgan_training_set" / f"{variant}.npy", allow_pickle=False)
+    training_set = lineage.require_latest(context.instance, "dcgan_training_set", variant)
+    lineage.require_checks_passed(context.instance, "dcgan_training_set", ("valid_training_set",), variant)
+    images = np.load(training_set.path(data_root.path, "path"), allow_pickle=False)
     out_dir = data_root.asset_dir("dcgan", variant)
     if not config.resume:
-        (out_dir / gan_model.CHECKPOINT_NAME).unlink(missing_ok=True)
-    fields = {f.name for f in dataclasses.fields(gan_model.TrainConfig)}
-    train_config = gan_model.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
+        (out_dir / settings.CHECKPOINT_NAME).unlink(missing_ok=True)
+    fields = {f.name for f in dataclasses.fields(settings.TrainConfig)}
+    train_config = settings.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
     train_config.device = config.device or str(compute.torch_device())
+    # The resume key holds the images' content fingerprint: new data never continues an old checkpoint.
     result = gan_model.train(images, out_dir, train_config, log=context.log.info)
-    history = json.loads((out_dir / gan_model.HISTORY_NAME).read_text())
+    history = json.loads((out_dir / settings.HISTORY_NAME).read_text())
     best = result.history[gan_model.best_epoch_index(result.history)]
     final = result.history[-1]
     reals = images[np.sort(np.random.default_rng(0).choice(len(images), min(64, len(images)), replace=False))]
     fakes = np.load(out_dir / "fixed_noise_fakes.npy")
     comparison = report.side_by_side({"real": reals, "fake (fixed noise)": fakes})
     atomic.write_bytes(out_dir / "real_vs_fake.png", render.png_bytes(comparison))
-    finite = all(np.isfinite([row[name] for name in gan_model.STAT_NAMES]).all() for row in result.history)
+    finite = all(np.isfinite([row[name] for name in settings.STAT_NAMES]).all() for row in result.history)
+    generator_path = out_dir / settings.GENERATOR_NAME
     return dg.MaterializeResult(
         metadata={
+            "variant": variant,
             **_stats_metadata(best),
             **_stats_metadata(final, prefix="final_"),
             "best_epoch": int(best["epoch"]),
@@ -217,14 +257,19 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
             "epochs_this_run": result.epochs_run,
             "resumed_from_epoch": result.start_epoch,
             "training_images": len(images),
+            "training_set_version": training_set.data_version or "",
             "seconds": round(result.seconds, 2),
             "images_per_second": round(result.images_per_second, 2),
             "device": train_config.device,
             "loss_chart": _md(_loss_chart(history, variant)),
             "real_vs_fake": _md(render.png_markdown(comparison, alt="real vs fake")),
-            "checkpoint": dg.MetadataValue.path(str(out_dir / gan_model.CHECKPOINT_NAME)),
+            "real_vs_fake_png": dg.MetadataValue.path(lineage.relative(out_dir / "real_vs_fake.png", data_root.path)),
+            "generator": dg.MetadataValue.path(lineage.relative(generator_path, data_root.path)),
+            "checkpoint": dg.MetadataValue.path(lineage.relative(out_dir / settings.CHECKPOINT_NAME, data_root.path)),
         },
-        check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite))],
+        data_version=_file_version(generator_path),
+        check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
+                                           metadata={"variant": variant, "epochs": len(result.history)})],
     )
 
 
@@ -237,21 +282,50 @@ class ReportConfig(dg.Config):
     kid_subset_size: int = 1000
 
 
-@dg.asset(group_name=GROUP, deps=[dcgan])
+def current_variants(instance: dg.DagsterInstance) -> tuple[list[str], dict[str, str]]:
+    """(variants trained on their current training set with finite losses, variant -> why another is left out)."""
+    current, left_out = [], {}
+    for variant in training_sets.VARIANTS:
+        trained = lineage.latest(instance, "dcgan", variant)
+        training_set = lineage.latest(instance, "dcgan_training_set", variant)
+        if trained is None:
+            left_out[variant] = "not trained"
+        elif training_set is None or trained.get("training_set_version") != training_set.data_version:
+            left_out[variant] = "trained on an older training set: rematerialize dcgan for it"
+        elif lineage.failed_checks(instance, "dcgan", ("finite_losses",), variant):
+            left_out[variant] = "its finite_losses check failed"
+        else:
+            current.append(variant)
+    return current, left_out
+
+
+@dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="2",
+          automation_condition=FOLLOWS_UPSTREAM)
 def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, data_root: DataRoot,
                     compute: ComputeDevice) -> dg.MaterializeResult:
-    """Table 5.2 across the trained variants, FID/KID in a fixed feature space, and the fakes side by side."""
-    best_json = data_root.path / "best_detector" / "best.json"
-    checkpoint = json.loads(best_json.read_text())["checkpoint"] if best_json.exists() else None
+    """Table 5.2 across the variants trained on the current training sets, FID/KID in a fixed feature space,
+    and the fakes side by side."""
+    from fashion_pipeline.gan import quality, report
+
+    variants, left_out = current_variants(context.instance)
+    for variant, why in left_out.items():
+        context.log.warning(f"dcgan[{variant}] left out of the report: {why}")
+    if not variants:
+        raise dg.Failure("no DCGAN trained on the current training sets: " +
+                         "; ".join(f"{v}: {why}" for v, why in left_out.items()))
+    best = lineage.latest(context.instance, "best_detector")
+    checkpoint = best.path(data_root.path, "checkpoint") if best else None
     space = quality.make_feature_space(config.inception_weights_path, checkpoint, compute.torch_device())
-    settings = report.ReportSettings(n_samples=config.n_samples, kid_subsets=config.kid_subsets,
-                                     kid_subset_size=config.kid_subset_size)
-    built = report.build_report(data_root.path, space, settings)
+    report_settings = report.ReportSettings(n_samples=config.n_samples, kid_subsets=config.kid_subsets,
+                                            kid_subset_size=config.kid_subset_size)
+    built = report.build_report(data_root.path, space, report_settings, variants=variants)
+    out_dir = data_root.path / "ablation_report"
     metadata = {
         "variants": ", ".join(built["variants"]),
+        "left_out": ", ".join(f"{v} ({why})" for v, why in left_out.items()) or "none",
         "feature_space": built["feature_space"],
         "report": _md(report.report_markdown(built, render.png_markdown(built["picture"], alt="fakes"))),
-        "path": dg.MetadataValue.path(str(data_root.path / "ablation_report" / "report.md")),
+        "path": dg.MetadataValue.path(lineage.relative(out_dir / "report.md", data_root.path)),
     }
     for variant, summary in built["table"].items():
         metadata.update({f"{variant}_{k}": round(float(summary["best"][k]), 5) for k in ("Loss_G", "Loss_D", "D_x")})
@@ -259,7 +333,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
         for reference, values in by_reference.items():
             metadata[f"{variant}_FID_{reference}"] = round(values["FID"], 4)
             metadata[f"{variant}_KID_{reference}"] = round(values["KID"], 6)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, data_version=_file_version(out_dir / "report.json"))
 
 
 defs = dg.Definitions(assets=[pinterest_detections, fullbody_crops, dcgan_training_set, dcgan, ablation_report])

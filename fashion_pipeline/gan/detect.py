@@ -121,7 +121,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     root = Path(args.data_root)
     manifest = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
     best = json.loads((root / "best_detector" / "best.json").read_text())
-    run = detect_images(manifest, root, best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size,
+    run = detect_images(manifest, root, root / best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size,
                         args.max_proposals)
     atomic.write_parquet(root / "pinterest_detections" / "detections.parquet", run.detections)
     print(f"{len(run.detections)} images, {run.images_per_second:.1f} images/s, {run.per_class()}")

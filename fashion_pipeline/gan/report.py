@@ -118,10 +118,14 @@ def side_by_side(grids: dict[str, np.ndarray], cell: int = 64) -> Image.Image:
 
 
 def build_report(data_root: str | Path, space: Optional[quality.FeatureSpace],
-                 settings: ReportSettings = ReportSettings()) -> dict:
-    """Compute and write the report; returns what ``report.json`` holds (plus the side-by-side image)."""
+                 settings: ReportSettings = ReportSettings(), variants: Optional[list[str]] = None) -> dict:
+    """Compute and write the report; returns what ``report.json`` holds (plus the side-by-side image).
+
+    ``variants``: which trained DCGANs to report (the asset passes those trained on the current
+    training sets); by default every variant with a history on disk (CLI use).
+    """
     data_root = Path(data_root)
-    variants = trained_variants(data_root)
+    variants = trained_variants(data_root) if variants is None else variants
     if not variants:
         raise FileNotFoundError(f"no trained DCGAN under {data_root / 'dcgan'}: materialize dcgan first")
     summaries = {}
@@ -166,7 +170,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     best_json = root / "best_detector" / "best.json"
-    checkpoint = json.loads(best_json.read_text())["checkpoint"] if best_json.exists() else None
+    # best.json stores the checkpoint relative to the data root
+    checkpoint = str(root / json.loads(best_json.read_text())["checkpoint"]) if best_json.exists() else None
     space = quality.make_feature_space(args.inception_weights, checkpoint, torch.device("cpu"))
     report = build_report(root, space, ReportSettings(n_samples=args.n_samples))
     print(f"wrote {root / 'ablation_report' / 'report.md'} for {report['variants']}")

@@ -16,6 +16,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from fashion_pipeline.common import lineage
+from fashion_pipeline.common.fingerprint import combine
 from fashion_pipeline.common.render import grid_markdown
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.pinterest.brands import Brand, brand_by_slug, load_brands
@@ -176,6 +178,9 @@ class PinterestImagesConfig(dg.Config):
     max_megabytes: float = 30.0
     max_megapixels: float = 60.0
     thumbnails: int = Field(default=16, description="images in the metadata grid")
+    min_pins_ratio: float = Field(default=0.5, ge=0.0, le=1.0,
+                                  description="scrape_health fails when a board yields fewer pins than this share of "
+                                              "its previous scrape (and always when it yields none)")
 
     def scroll_settings(self, default_pause_s: float) -> ScrollSettings:
         pause = self.scroll_pause_s if self.scroll_pause_s is not None else default_pause_s
@@ -217,6 +222,22 @@ def verify_manifest(store: BrandStore) -> tuple[bool, dict]:
     return passed, {"rows": len(frame), "duplicate_pin_ids": duplicate_ids, "missing_files": missing, "hash_mismatches": mismatched}
 
 
+def scrape_health(pins_found: int, previous_pins_found: Optional[int], min_ratio: float) -> tuple[bool, str]:
+    """A board that yields nothing, or far fewer pins than last time, points at a broken selector or a login wall."""
+    if pins_found == 0:
+        return False, "the board yielded 0 pins (a changed selector, a login wall, or a removed board?)"
+    if previous_pins_found and pins_found < min_ratio * previous_pins_found:
+        return False, (f"the board yielded {pins_found} pins, fewer than {min_ratio:.0%} of the "
+                       f"{previous_pins_found} of its previous scrape")
+    return True, f"{pins_found} pins" + (f" (previous scrape: {previous_pins_found})" if previous_pins_found else "")
+
+
+def manifest_version(store: BrandStore) -> dg.DataVersion:
+    """The set of image contents the brand holds; a re-scrape that adds nothing keeps the version."""
+    frame = store.load_manifest() if store.manifest_path.exists() else pd.DataFrame({"sha256": []})
+    return dg.DataVersion(combine(sorted(frame["sha256"].astype(str))))
+
+
 def _thumbnails(report: DownloadReport, store: BrandStore, count: int) -> str:
     files = report.new_files[:count]
     if len(files) < count and store.manifest_path.exists():
@@ -240,10 +261,15 @@ def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, sta
         "scrape_seconds": round(scrape.duration_s, 2),
         "download_seconds": round(report.duration_s, 2),
         "duration_seconds": round(time.monotonic() - started, 2),
-        "manifest_path": dg.MetadataValue.path(str(store.manifest_path)),
+        "manifest_path": dg.MetadataValue.path(str(store.manifest_path.relative_to(store.data_root))),
         "thumbnails": dg.MetadataValue.md(grid),
     }
     return metadata
+
+
+SCRAPE_CHECKS = ("manifest_consistent", "scrape_health")
+# Transient failures (a browser crash, a timeout) are worth a retry; downloads already stored are kept.
+SCRAPE_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 @dg.asset(
@@ -253,8 +279,14 @@ def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, sta
     # The rate limit is per run; one scrape at a time keeps a 20-brand backfill polite overall
     # (and one Chromium at a time on a small machine). dagster.yaml sets the pool limit.
     pool="pinterest",
-    check_specs=[dg.AssetCheckSpec("manifest_consistent", asset=ASSET_NAME, blocking=True,
-                                   description="unique pin ids; every file exists and matches its sha256")],
+    code_version="2",
+    retry_policy=SCRAPE_RETRY,
+    check_specs=[
+        lineage.partitioned_check("manifest_consistent", ASSET_NAME, BRAND_PARTITIONS,
+                                  "unique pin ids; every file exists and matches its sha256"),
+        lineage.partitioned_check("scrape_health", ASSET_NAME, BRAND_PARTITIONS,
+                                  "the board yielded pins, and not far fewer than its previous scrape"),
+    ],
     description="Runway pins of one brand: scraped with Selenium, originals downloaded, Parquet manifest.",
 )
 def pinterest_images(
@@ -262,6 +294,7 @@ def pinterest_images(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     brand = brand_by_slug(context.partition_key)
+    previous = lineage.latest(context.instance, ASSET_NAME, brand.slug)
     with pinterest.browse(data_root.path, config.embedded_pins_per_board) as session:
         context.log.info(f"{brand.name}: scrolling {session.source_url(brand)} (logged in: {session.logged_in})")
         scrape = session.scrape(brand, config.scroll_settings(pinterest.default_scroll_pause_s()))
@@ -270,31 +303,48 @@ def pinterest_images(
         scrape.pins, brand.slug, data_root.path, config.download_settings(), on_outcome=_progress_logger(context, len(scrape.pins))
     )
     store = BrandStore(data_root.path, brand.slug)
-    passed, check_metadata = verify_manifest(store)
+    consistent, check_metadata = verify_manifest(store)
+    previous_pins = previous.get("pins_found") if previous else None
+    healthy, health_reason = scrape_health(len(scrape.pins), previous_pins, config.min_pins_ratio)
+    if not healthy:
+        context.log.error(f"{brand.name}: scrape_health failed: {health_reason}; the brand's earlier rows are kept")
     grid = _thumbnails(report, store, config.thumbnails)
+    brand_metadata = {"brand": brand.slug}
     return dg.MaterializeResult(
         metadata=_metadata(scrape, report, session.logged_in, started, grid, store),
-        check_results=[dg.AssetCheckResult(check_name="manifest_consistent", passed=passed, metadata=check_metadata)],
+        data_version=manifest_version(store),
+        check_results=[
+            dg.AssetCheckResult(check_name="manifest_consistent", passed=consistent,
+                                metadata={**brand_metadata, **check_metadata}),
+            dg.AssetCheckResult(check_name="scrape_health", passed=healthy, metadata={
+                **brand_metadata, "pins_found": len(scrape.pins), "previous_pins_found": previous_pins or 0,
+                "min_pins_ratio": config.min_pins_ratio, "reason": health_reason}),
+        ],
     )
 
 
 pinterest_scrape_job = dg.define_asset_job(
     "pinterest_scrape_job",
     selection=[pinterest_images],
-    # Deprecated in 1.13 but still needed: without it build_schedule_from_partitioned_job
-    # cannot tell the job is statically partitioned and rejects cron_schedule.
-    partitions_def=BRAND_PARTITIONS,
     description="Scrape one brand (pick a partition in the Launchpad) or all of them (backfill / schedule).",
 )
 
-# A static partitions definition has no natural cadence, so the cron is explicit; each tick
-# requests one run per brand, and reruns only add new pins.
-pinterest_rescrape_schedule = dg.build_schedule_from_partitioned_job(
-    pinterest_scrape_job,
+
+@dg.schedule(
     name="pinterest_weekly_rescrape",
+    job=pinterest_scrape_job,
     cron_schedule=os.environ.get(SCRAPE_CRON_ENV_VAR, DEFAULT_SCRAPE_CRON),
-    description=f"Re-scrape every brand; cron from ${SCRAPE_CRON_ENV_VAR} (default '{DEFAULT_SCRAPE_CRON}').",
+    # Off until a user turns it on: scraping a real site on a timer is a decision, not a default.
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Re-scrape every brand of the brands file, one run per brand; cron from ${SCRAPE_CRON_ENV_VAR} "
+                f"(default '{DEFAULT_SCRAPE_CRON}'). The cheap assets downstream follow by automation.",
 )
+def pinterest_rescrape_schedule(context: dg.ScheduleEvaluationContext):
+    # A static partitions definition has no natural cadence, so each tick requests every brand;
+    # the tick time in the run key keeps one tick's runs distinct from the next's.
+    tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    for slug in BRAND_PARTITIONS.get_partition_keys():
+        yield dg.RunRequest(run_key=f"{tick}:{slug}", partition_key=slug)
 
 
 defs = dg.Definitions(assets=[pinterest_images], jobs=[pinterest_scrape_job], schedules=[pinterest_rescrape_schedule])

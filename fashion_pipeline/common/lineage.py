@@ -1,0 +1,135 @@
+"""Read what Dagster recorded about upstream assets, instead of globbing the data root.
+
+An asset asks the instance for the upstream materialization that is current now (per partition
+when partitioned), takes file paths and content fingerprints from its metadata, and refuses to
+run on an upstream whose latest blocking check failed. This is how a model evaluated on an old
+validation set, or a brand removed from the brands file, stays out of a downstream result.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One upstream materialization as the instance holds it."""
+
+    asset: str
+    partition: Optional[str]
+    data_version: Optional[str]
+    metadata: dict
+    run_id: str
+    storage_id: int
+
+    @property
+    def label(self) -> str:
+        return self.asset + (f"[{self.partition}]" if self.partition else "")
+
+    def get(self, key: str, default=None):
+        return self.metadata.get(key, default)
+
+    def require(self, key: str):
+        if key not in self.metadata:
+            raise dg.Failure(f"{self.label}'s latest materialization (run {self.run_id}) has no '{key}' metadata: "
+                             f"it predates this version of the pipeline; rematerialize {self.label}")
+        return self.metadata[key]
+
+    def path(self, data_root: Path, key: str) -> Path:
+        """A path recorded relative to the data root, made absolute for this process."""
+        return Path(data_root) / str(self.require(key))
+
+
+def _value(entry):
+    value = getattr(entry, "value", entry)
+    return str(value) if isinstance(value, Path) else value
+
+
+def latest(instance: dg.DagsterInstance, asset: str, partition: Optional[str] = None) -> Optional[Recorded]:
+    """The latest materialization of ``asset`` (of one partition), or None when there is none."""
+    records_filter = dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
+                                           asset_partitions=[partition] if partition is not None else None)
+    records = instance.fetch_materializations(records_filter, limit=1).records
+    if not records:
+        return None
+    record = records[0]
+    materialization = record.asset_materialization
+    return Recorded(
+        asset=asset,
+        partition=materialization.partition,
+        data_version=(materialization.tags or {}).get("dagster/data_version"),
+        metadata={key: _value(entry) for key, entry in materialization.metadata.items()},
+        run_id=record.run_id,
+        storage_id=record.storage_id,
+    )
+
+
+def require_latest(instance: dg.DagsterInstance, asset: str, partition: Optional[str] = None) -> Recorded:
+    found = latest(instance, asset, partition)
+    if found is None:
+        label = asset + (f"[{partition}]" if partition else "")
+        raise dg.Failure(f"{label} has never been materialized on this instance: materialize it first")
+    return found
+
+
+def materialized_partitions(instance: dg.DagsterInstance, asset: str) -> set[str]:
+    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
+def failed_checks(instance: dg.DagsterInstance, asset: str, check_names: Iterable[str],
+                  partition: Optional[str] = None) -> dict[str, str]:
+    """check name -> why, for every named check whose latest evaluation (of this partition) failed."""
+    keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for name in check_names]
+    partition_filter = PartitionKeyFilter(key=partition) if partition is not None else None
+    latest_records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys, partition_filter=partition_filter)
+    failed = {}
+    for key, record in latest_records.items():
+        if record.status == AssetCheckExecutionRecordStatus.FAILED:
+            failed[key.name] = _failure_reason(record)
+    return failed
+
+
+def _failure_reason(record) -> str:
+    evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+    details = ""
+    if evaluation is not None and evaluation.metadata:
+        shown = {k: _value(v) for k, v in evaluation.metadata.items() if not isinstance(_value(v), (list, dict))}
+        details = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:6])
+    return f"failed in run {record.run_id}" + (f" ({details})" if details else "")
+
+
+def require_checks_passed(instance: dg.DagsterInstance, asset: str, check_names: Iterable[str],
+                          partition: Optional[str] = None) -> None:
+    """Refuse an upstream whose latest blocking check failed, even when it ran in an earlier run."""
+    failed = failed_checks(instance, asset, check_names, partition)
+    if failed:
+        label = asset + (f"[{partition}]" if partition else "")
+        reasons = "; ".join(f"check '{name}' {why}" for name, why in failed.items())
+        raise dg.Failure(
+            description=f"upstream {label} is not usable: {reasons}. Fix the cause and rematerialize {label}.",
+            metadata={"upstream": label, "failed_checks": ", ".join(sorted(failed))},
+        )
+
+
+def relative(path: Path, data_root: Path) -> str:
+    """How every path is stored: relative to the data root, so the root can move or be mounted elsewhere."""
+    return str(Path(path).resolve().relative_to(Path(data_root).resolve()))
+
+
+def partitioned_check(name: str, asset: str, partitions_def: dg.PartitionsDefinition, description: str,
+                      blocking: bool = True) -> dg.AssetCheckSpec:
+    """A check spec with one result per partition, so one brand's pass never hides another's failure.
+
+    Partitioned check specs are a Dagster preview feature in 1.13 (a ``PreviewWarning``); the
+    project pins Dagster, and the tests read per-partition results back from the instance.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+        return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, partitions_def=partitions_def,
+                                 description=description)
