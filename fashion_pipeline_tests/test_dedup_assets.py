@@ -5,6 +5,7 @@ import hashlib
 
 import dagster as dg
 import pandas as pd
+import pytest
 from PIL import ImageOps
 
 from fashion_pipeline.common.atomic import write_bytes
@@ -12,16 +13,24 @@ from fashion_pipeline.common.atomic import write_bytes
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.dedup import assets, dataset
 from fashion_pipeline_tests.dedup_fixtures import build_fixture, distinct_image, jpeg_bytes
+from fashion_pipeline_tests.records import record_brand_scrapes, use_brands
 
-CHECKS = [assets.no_near_duplicates_in_result, assets.every_input_accounted_for]
+CHECK_NAMES = {"no_near_duplicates_in_result", "every_input_accounted_for"}
 
 
-def materialize(tmp_path, config: dict | None = None):
+@pytest.fixture(autouse=True)
+def fixture_brands(monkeypatch, tmp_path):
+    use_brands(monkeypatch, tmp_path, ["dior", "gucci", "prada", "valentino"])
+
+
+def materialize(tmp_path, config: dict | None = None, instance=None):
+    instance = instance or dg.DagsterInstance.ephemeral()
+    record_brand_scrapes(instance, tmp_path)
     return dg.materialize(
-        [assets.pinterest_dataset, *CHECKS],
+        [assets.pinterest_dataset],
         resources={"data_root": DataRoot(root=str(tmp_path))},
         run_config={"ops": {"pinterest_dataset": {"config": config or {}}}},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
 
@@ -42,7 +51,7 @@ def test_materialize_writes_dataset_and_reports_metadata(tmp_path):
     assert values["brand_kept/dior"] == 2 and "| gucci |" in values["brand_contribution"]
     assert values["planted_pairs"] == 5 and values["planted_pairs_found"] == 5 and values["planted_recall"] == 1.0
     assert values["quarantine_reasons"] == {"undecodable": 1, "unreadable": 1}
-    assert values["sample_duplicate_pairs"].count("data:image/png;base64,") == 2
+    assert values["sample_duplicate_pairs"].count("](data:image/") == 2
     assert check_results(result) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
     manifest = pd.read_parquet(tmp_path / "pinterest_dataset" / "manifest.parquet")
     assert len(manifest) == 5 and manifest["image_id"].is_unique
@@ -83,9 +92,32 @@ def test_checks_fail_and_block_on_bad_output(tmp_path, monkeypatch):
 
 def test_definitions_expose_the_stage_contract():
     assert [a.key.to_user_string() for a in assets.defs.assets] == ["pinterest_dataset"]
-    assert len(assets.defs.asset_checks) == 2
     assert assets.resources() == {}
     assert "pinterest_dataset" in assets.DEMO_RUN_CONFIG["ops"]
     spec = assets.pinterest_dataset.specs_by_key[dg.AssetKey("pinterest_dataset")]
     assert dg.AssetKey("pinterest_images") in {dep.asset_key for dep in spec.deps}
-    assert all(spec.blocking for check in CHECKS for spec in check.check_specs)
+    check_specs = list(assets.pinterest_dataset.check_specs)
+    assert {c.name for c in check_specs} == CHECK_NAMES and all(c.blocking for c in check_specs)
+
+
+def test_merges_only_the_brands_of_the_current_brands_file(tmp_path, monkeypatch):
+    build_fixture(tmp_path, with_bad_files=False)
+    use_brands(monkeypatch, tmp_path, ["gucci", "prada", "chanel"])  # dior removed, chanel never scraped
+    result = materialize(tmp_path)
+    assert result.success
+    values = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("pinterest_dataset")[0].metadata.items()}
+    assert values["brands_not_in_brands_file"] == "dior" and values["brands_never_scraped"] == "chanel"
+    assert values["brands_merged"] == 2 and values["input_count"] == 6
+    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    assert set(mapping["brand"]) == {"gucci", "prada"}
+
+
+def test_a_failed_scrape_check_stops_the_merge_in_a_later_run(tmp_path):
+    build_fixture(tmp_path, with_bad_files=False)
+    instance = dg.DagsterInstance.ephemeral()
+    record_brand_scrapes(instance, tmp_path, failing={"gucci": "scrape_health"})
+    result = dg.materialize([assets.pinterest_dataset], resources={"data_root": DataRoot(root=str(tmp_path))},
+                            instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "pinterest_images[gucci]" in failure.description and "scrape_health" in failure.description

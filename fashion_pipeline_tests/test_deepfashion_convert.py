@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ def test_converts_the_official_partition_to_coco(tmp_path):
     result = convert(root, out)
     train = load(out, "train")
     assert [c["name"] for c in train["categories"]] == ["upper", "lower", "full"]
-    assert train["info"]["image_root"] == str(root.resolve())
+    # both under tmp_path, as the sample and deepfashion_coco under one data root: stored relative to the JSON
+    assert train["info"]["image_root"] == os.path.relpath(root.resolve(), out.resolve())
+    assert (out / train["info"]["image_root"]).resolve() == root.resolve()
     by_name = {image["file_name"]: image for image in train["images"]}
     blouse = by_name["img/Sheer_Pleated-Front_Blouse/img_00000001.jpg"]
     assert (blouse["width"], blouse["height"]) == (200, 300)

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 import torch
 
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.detector import engine
 from fashion_pipeline.detector.data import CocoDetectionDataset
@@ -16,6 +17,7 @@ from fashion_pipeline.detector.inference import load_detector, predict
 from fashion_pipeline.detector.model import THESIS_BACKBONES, DetectorSpec, build_detector
 from fashion_pipeline.detector.train import main as train_main
 from fashion_pipeline_tests.detector_fixtures import TINY_MODEL_ARGS, TINY_SPEC, write_tiny_coco
+from fashion_pipeline_tests.records import record
 
 pytestmark = pytest.mark.slow
 
@@ -92,44 +94,123 @@ def test_predict_returns_boxes_in_original_pixels(coco_dir, tmp_path):
     assert hasattr(model, "backbone")
 
 
-def test_fashion_detector_and_best_detector_materialize_through_pipes(coco_dir, tmp_path):
+TINY_TRAINING = {"max_iter": 3, "batch_size": 2, "num_workers": 0, "log_period": 1, "checkpoint_period": 2,
+                 "warmup_iters": 1, "base_lr": 0.01, "lr_steps": [2], "min_size": 64, "max_size": 96, "fpn_channels": 32,
+                 "returned_layers": [2, 3, 4], "representation_size": 64, "rpn_pre_nms_top_n_train": 100,
+                 "rpn_post_nms_top_n_train": 50, "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
+                 "box_batch_size_per_image": 32}
+
+
+def _record_coco(instance, data_root, train: int, val: int, seed_shift: int = 0) -> str:
+    """Write a tiny deepfashion_coco and record it as the asset would: paths, sha256 per split, data version."""
+    coco = write_tiny_coco(data_root / "deepfashion_coco", train=train, val=val)
+    digests = {split: file_sha256(coco / f"{split}.json") for split in ("train", "val")}
+    version = combine(digests.values())
+    record(instance, "deepfashion_coco", {"train_path": "deepfashion_coco/train.json", "val_path": "deepfashion_coco/val.json",
+                                          "train_sha256": digests["train"], "val_sha256": digests["val"]},
+           data_version=version)
+    return version
+
+
+def _stale_status(instance, key: str):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._core.loader import LoadingContextForTest
+    from fashion_pipeline.definitions import defs
+
+    resolver = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+    return resolver.get_status(dg.AssetKey(key), "resnet18")
+
+
+def _detector_resources(data_root):
+    from fashion_pipeline.detector import assets
+
+    return {"data_root": DataRoot(root=str(data_root)), "compute": ComputeDevice(device="cpu"), **assets.resources()}
+
+
+def _train(instance, data_root):
+    from fashion_pipeline.detector import assets
+
+    return dg.materialize([assets.fashion_detector], partition_key="resnet18", instance=instance,
+                          resources=_detector_resources(data_root), run_config={"ops": {"fashion_detector": {"config": TINY_TRAINING}}})
+
+
+def test_fashion_detector_and_best_detector_materialize_through_pipes(tmp_path):
     from fashion_pipeline.detector import assets
 
     data_root = tmp_path / "data"
-    write_tiny_coco(data_root / "deepfashion_coco", train=8, val=4)
-    tiny = {"max_iter": 3, "batch_size": 2, "num_workers": 0, "log_period": 1, "checkpoint_period": 2, "warmup_iters": 1,
-            "base_lr": 0.01, "lr_steps": [2], "min_size": 64, "max_size": 96, "fpn_channels": 32, "returned_layers": [2, 3, 4],
-            "representation_size": 64, "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 50,
-            "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20, "box_batch_size_per_image": 32}
-    resources = {"data_root": DataRoot(root=str(data_root)), "compute": ComputeDevice(device="cpu"), **assets.resources()}
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([assets.fashion_detector], partition_key="resnet18", instance=instance, resources=resources,
-                            run_config={"ops": {"fashion_detector": {"config": tiny}}})
+    _record_coco(instance, data_root, train=8, val=4)
+    result = _train(instance, data_root)
     assert result.success
     metadata = result.asset_materializations_for_node("fashion_detector")[0].metadata
     for key in METRIC_KEYS + ("AP_upper", "AP_lower", "AP_full", "training_seconds", "train_images_per_s"):
         assert isinstance(metadata[key], dg.FloatMetadataValue), key
-    assert "Average Precision" in metadata["table_5_1"].value and "data:image/png;base64" in metadata["loss_curves"].value
+    assert "Average Precision" in metadata["table_5_1"].value and "data:image/" in metadata["loss_curves"].value
     assert metadata["pretrained"].value is False and metadata["device"].value == "cpu"
+    assert metadata["checkpoint"].value == "fashion_detector/resnet18/model_final.pt"  # relative to the data root
     folder = data_root / "fashion_detector" / "resnet18"
     assert {"model_final.pt", "checkpoint_last.pt", "metrics.json", "loss_curves.png"} <= {p.name for p in folder.iterdir()}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "model_final.pt" and not metrics["args"]["output_dir"].startswith("/")
 
-    best = dg.materialize([assets.best_detector, assets.best_detector_is_usable], instance=instance, resources=resources,
+    best = dg.materialize([assets.best_detector], instance=instance, resources=_detector_resources(data_root),
                           raise_on_error=False)
-    record = json.loads((data_root / "best_detector" / "best.json").read_text())
-    assert record["backbone"] == "resnet18" and record["checkpoint"] == str(folder / "model_final.pt")
+    record_ = json.loads((data_root / "best_detector" / "best.json").read_text())
+    assert record_["backbone"] == "resnet18" and record_["checkpoint"] == "fashion_detector/resnet18/model_final.pt"
     best_metadata = best.asset_materializations_for_node("best_detector")[0].metadata
     assert best_metadata["AP"].value == pytest.approx(metadata["AP"].value) and "ResNet-18" in best_metadata["comparison"].value
     check = best.get_asset_check_evaluations()[0]
-    assert check.passed == (record["AP50"] >= assets.MIN_USABLE_AP50)
+    assert check.passed == (record_["AP50"] >= assets.MIN_USABLE_AP50)
+
+
+def test_swapping_deepfashion_data_retrains_instead_of_reusing_the_checkpoint(tmp_path):
+    from fashion_pipeline.detector import assets
+
+    data_root = tmp_path / "data"
+    instance = dg.DagsterInstance.ephemeral()
+    _record_coco(instance, data_root, train=8, val=4)
+    first = _train(instance, data_root)
+    first_meta = first.asset_materializations_for_node("fashion_detector")[0].metadata
+    assert first_meta["iterations"].value == 3
+    assert _stale_status(instance, "fashion_detector").value == "FRESH"
+
+    # "Real" data replaces the demo's at the same paths: a new deepfashion_coco materialization.
+    new_version = _record_coco(instance, data_root, train=10, val=6)
+    assert _stale_status(instance, "fashion_detector").value == "STALE"  # the UI shows it stale
+    best = dg.materialize([assets.best_detector], instance=instance, resources=_detector_resources(data_root),
+                          raise_on_error=False)
+    assert not best.success  # the old model was evaluated on the old val.json: it does not compete
+    message = best.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "no trained detector evaluated on the current deepfashion_coco" in message
+    assert "left out, evaluated on another val.json: fashion_detector[resnet18]" in message
+
+    second = _train(instance, data_root)
+    meta = second.asset_materializations_for_node("fashion_detector")[0].metadata
+    assert meta["resumed_from_iteration"].value == 0 and meta["iterations"].value == 3  # trained again from scratch
+    assert meta["val_json_sha256"].value == file_sha256(data_root / "deepfashion_coco" / "val.json")
+    assert meta["deepfashion_coco_version"].value == new_version
+    assert _stale_status(instance, "fashion_detector").value == "FRESH"
+
+
+def test_fashion_detector_refuses_files_changed_since_the_recorded_materialization(tmp_path):
+    data_root = tmp_path / "data"
+    instance = dg.DagsterInstance.ephemeral()
+    _record_coco(instance, data_root, train=8, val=4)
+    write_tiny_coco(data_root / "deepfashion_coco", train=9, val=4)  # rewritten behind Dagster's back
+    result = dg.materialize([__import__("fashion_pipeline.detector.assets", fromlist=["x"]).fashion_detector],
+                            partition_key="resnet18", instance=instance, resources=_detector_resources(data_root),
+                            raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "train.json changed after deepfashion_coco was materialized" in failure.description
 
 
 def test_fashion_detector_names_the_missing_input(tmp_path):
     from fashion_pipeline.detector import assets
 
-    resources = {"data_root": DataRoot(root=str(tmp_path)), "compute": ComputeDevice(device="cpu"), **assets.resources()}
-    result = dg.materialize([assets.fashion_detector], partition_key="resnet18", resources=resources,
+    result = dg.materialize([assets.fashion_detector], partition_key="resnet18", resources=_detector_resources(tmp_path),
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
-    error = result.get_step_failure_events()[0].event_specific_data.error
-    assert "deepfashion_coco/train.json is missing: materialize deepfashion_coco first" in error.cause.message
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "deepfashion_coco has never been materialized on this instance: materialize it first" in failure.description
+    assert len(result.get_step_failure_events()) == 1  # an input problem is not retried

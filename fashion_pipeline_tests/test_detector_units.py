@@ -12,7 +12,9 @@ from fashion_pipeline.detector import engine
 from fashion_pipeline.detector.data import CocoDetectionDataset, GroupedBatchSampler, aspect_ratio_groups, hflip, load_coco_json
 from fashion_pipeline.detector.evaluate import coco_metrics
 from fashion_pipeline.detector.model import DetectorSpec, build_detector, find_pretrained_weights, resolve_spec
-from fashion_pipeline.detector.selection import NoTrainedDetector, pick_best, rank_candidates, read_candidates, select
+from fashion_pipeline.detector.selection import (
+    NoTrainedDetector, pick_best, rank_candidates, read_candidates, select, split_by_validation_set,
+)
 from fashion_pipeline_tests.detector_fixtures import write_tiny_coco
 
 CATEGORIES = [{"id": 1, "name": "upper"}, {"id": 2, "name": "lower"}, {"id": 3, "name": "full"}]
@@ -153,13 +155,14 @@ def test_asset_config_defaults_match_the_cli_defaults():
     assert defaults["max_iter"] == 50_000 and defaults["momentum"] == 0.9 and defaults["gamma"] == 0.1
 
 
-def _candidate(root: Path, backbone: str, ap: float, ap50: float, parameters: int, checkpoint: bool = True) -> None:
+def _candidate(root: Path, backbone: str, ap: float, ap50: float, parameters: int, checkpoint: bool = True,
+               val_sha: str = "val-v1") -> None:
     folder = root / backbone
     folder.mkdir(parents=True)
     if checkpoint:
         (folder / "model_final.pt").write_bytes(b"x")
-    metrics = {"backbone": backbone, "AP": ap, "AP50": ap50, "parameters": parameters,
-               "checkpoint": str(folder / "model_final.pt"), **{k: 0.1 for k in ("AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")}}
+    metrics = {"backbone": backbone, "AP": ap, "AP50": ap50, "parameters": parameters, "val_json_sha256": val_sha,
+               "checkpoint": "model_final.pt", **{k: 0.1 for k in ("AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -168,9 +171,13 @@ def test_best_detector_rule_and_ties(tmp_path):
     _candidate(root, "resnet50", 0.647, 0.890, 41_000_000)
     _candidate(root, "resnet101", 0.663, 0.896, 60_000_000)
     _candidate(root, "resnext101_32x8d", 0.700, 0.950, 105_000_000, checkpoint=False)  # unfinished: ignored
-    record, ranked = select(root, tmp_path / "best.json")
+    _candidate(root, "resnet18", 0.900, 0.990, 11_000_000, val_sha="val-v0")  # evaluated on another val set
+    same, other = split_by_validation_set(read_candidates(root), "val-v1")
+    assert [m["backbone"] for m in other] == ["resnet18"]
+    record, ranked = select(same, tmp_path / "best.json")
     assert record["backbone"] == "resnet101" and [m["backbone"] for m in ranked] == ["resnet101", "resnet50"]
-    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"].endswith("resnet101/model_final.pt")
+    # relative to the data root (the detector root's parent), so the root can move
+    assert json.loads((tmp_path / "best.json").read_text())["checkpoint"] == "fashion_detector/resnet101/model_final.pt"
 
     same_ap = [{"backbone": "resnet50", "AP": 0.66301, "AP50": 0.89, "parameters": 2},
                {"backbone": "resnet101", "AP": 0.66299, "AP50": 0.90, "parameters": 3}]
@@ -185,4 +192,4 @@ def test_best_detector_rule_and_ties(tmp_path):
 
 def test_best_detector_fails_clearly_without_candidates(tmp_path):
     with pytest.raises(NoTrainedDetector, match="materialize at least one fashion_detector partition"):
-        pick_best(read_candidates(tmp_path), tmp_path)
+        pick_best(read_candidates(tmp_path), f" under {tmp_path}")

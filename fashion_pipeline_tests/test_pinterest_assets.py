@@ -21,14 +21,19 @@ STAGE_DEFS = dg.Definitions.merge(
 CONFIG = {"ops": {"pinterest_images": {"config": {"embedded_pins_per_board": 12, "scroll_pause_s": 0.2, "persistence": 2}}}}
 
 
-def materialize(tmp_path, partition: str, scraper: PinterestScraper | None = None):
+def materialize(tmp_path, partition: str, scraper: PinterestScraper | None = None, instance=None):
     return dg.materialize(
         [pinterest_images],
         partition_key=partition,
         resources={"data_root": DataRoot(root=str(tmp_path)), "pinterest": scraper or PinterestScraper()},
         run_config=CONFIG,
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )
+
+
+def checks_of(result) -> dict:
+    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
 
 
 def metadata_of(result) -> dict:
@@ -40,43 +45,72 @@ def metadata_of(result) -> dict:
 def test_one_brand_materializes_with_metadata_then_reruns_idempotently(tmp_path, monkeypatch):
     monkeypatch.setenv("PINTEREST_EMAIL", "user@example.org")
     monkeypatch.setenv("PINTEREST_PASSWORD", "secret-not-to-leak")
-    result = materialize(tmp_path, "hermes")
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(tmp_path, "hermes", instance=instance)
     assert result.success
     meta = metadata_of(result)
     assert meta["pins_found"] == 12 and meta["reached_end_of_board"] is True
     assert meta["files_downloaded"] + meta["files_already_present"] + meta["failures_total"] == 12
     assert meta["files_downloaded"] > 0 and meta["logged_in"] is True
     assert all(isinstance(meta[f"failures_{reason}"], int) for reason in ("http_403", "timeout", "truncated"))
-    assert meta["thumbnails"].startswith("![pins](data:image/png;base64,")
+    assert meta["thumbnails"].startswith("![pins](data:image/")
     assert meta["manifest_path"].endswith("pinterest_images/hermes/manifest.parquet")
     assert "secret-not-to-leak" not in repr(meta) and "user@example.org" not in repr(meta)
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.metadata["rows"].value == meta["manifest_rows"]
+    checks = checks_of(result)
+    assert set(checks) == {"manifest_consistent", "scrape_health"} and all(c.passed for c in checks.values())
+    assert checks["manifest_consistent"].metadata["rows"].value == meta["manifest_rows"]
+    assert checks["manifest_consistent"].partition == "hermes" and checks["scrape_health"].metadata["brand"].text == "hermes"
 
     manifest = pd.read_parquet(tmp_path / "pinterest_images" / "hermes" / "manifest.parquet")
     assert list(manifest.columns) == ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
     assert (manifest["brand"] == "hermes").all() and manifest["pin_id"].is_unique
     assert all((tmp_path / rel).is_file() for rel in manifest["file_path"])
 
-    again = metadata_of(materialize(tmp_path, "hermes"))
+    rerun = materialize(tmp_path, "hermes", instance=instance)
+    again = metadata_of(rerun)
+    assert checks_of(rerun)["scrape_health"].metadata["previous_pins_found"].value == 12
     assert again["files_downloaded"] == 0
     assert again["files_already_present"] == meta["manifest_rows"]
     assert len(pd.read_parquet(tmp_path / "pinterest_images" / "hermes" / "manifest.parquet")) == len(manifest)
+
+
+@pytest.mark.slow
+def test_a_board_that_yields_nothing_fails_scrape_health_and_keeps_the_rows(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(tmp_path, "prada", instance=instance).success
+    rows = len(pd.read_parquet(tmp_path / "pinterest_images" / "prada" / "manifest.parquet"))
+    # A changed page layout: the pin selector matches nothing, as after a Pinterest redesign or a login wall.
+    broken = materialize(tmp_path, "prada", PinterestScraper(selector_pin="div.no-such-pin"), instance=instance)
+    assert not broken.success  # the blocking check fails the run: the weekly schedule shows red
+    health = checks_of(broken)["scrape_health"]
+    assert not health.passed and "0 pins" in health.metadata["reason"].text and health.partition == "prada"
+    assert checks_of(broken)["manifest_consistent"].passed
+    assert len(pd.read_parquet(tmp_path / "pinterest_images" / "prada" / "manifest.parquet")) == rows  # nothing lost
+
+
+def test_scrape_health_rule():
+    assert pinterest_assets.scrape_health(0, None, 0.5)[0] is False
+    assert pinterest_assets.scrape_health(40, None, 0.5)[0] is True
+    assert pinterest_assets.scrape_health(40, 100, 0.5) == (False, "the board yielded 40 pins, fewer than 50% of the 100 of its previous scrape")
+    assert pinterest_assets.scrape_health(60, 100, 0.5)[0] is True
 
 
 def test_partitions_schedule_and_job_are_defined():
     keys = BRAND_PARTITIONS.get_partition_keys()
     assert len(keys) == 20 and {"chloe", "hermes", "yves-saint-laurent"} <= set(keys)
     assert pinterest_rescrape_schedule.cron_schedule == "0 3 * * 1"
+    assert pinterest_rescrape_schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # as the README says
     job = STAGE_DEFS.get_job_def("pinterest_scrape_job")
     assert job.partitions_def.get_partition_keys() == keys
     assert "pinterest_images" in DEMO_RUN_CONFIG["ops"]
 
 
 def test_schedule_requests_one_run_per_brand():
-    with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral()) as context:
+    with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral(),
+                                   repository_def=STAGE_DEFS.get_repository_def()) as context:
         requests = list(STAGE_DEFS.get_schedule_def("pinterest_weekly_rescrape").evaluate_tick(context).run_requests)
     assert sorted(request.partition_key for request in requests) == sorted(BRAND_PARTITIONS.get_partition_keys())
+    assert len({request.run_key for request in requests}) == len(requests)
 
 
 @pytest.mark.slow  # a fresh interpreter imports dagster

@@ -17,6 +17,11 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 
+def input_failure(description: str, **metadata) -> dg.Failure:
+    """A problem with the inputs: retrying the step cannot fix it, so the retry policy skips it."""
+    return dg.Failure(description=description, metadata=metadata or None, allow_retries=False)
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One upstream materialization as the instance holds it."""
@@ -37,7 +42,7 @@ class Recorded:
 
     def require(self, key: str):
         if key not in self.metadata:
-            raise dg.Failure(f"{self.label}'s latest materialization (run {self.run_id}) has no '{key}' metadata: "
+            raise input_failure(f"{self.label}'s latest materialization (run {self.run_id}) has no '{key}' metadata: "
                              f"it predates this version of the pipeline; rematerialize {self.label}")
         return self.metadata[key]
 
@@ -74,7 +79,7 @@ def require_latest(instance: dg.DagsterInstance, asset: str, partition: Optional
     found = latest(instance, asset, partition)
     if found is None:
         label = asset + (f"[{partition}]" if partition else "")
-        raise dg.Failure(f"{label} has never been materialized on this instance: materialize it first")
+        raise input_failure(f"{label} has never been materialized on this instance: materialize it first")
     return found
 
 
@@ -111,10 +116,8 @@ def require_checks_passed(instance: dg.DagsterInstance, asset: str, check_names:
     if failed:
         label = asset + (f"[{partition}]" if partition else "")
         reasons = "; ".join(f"check '{name}' {why}" for name, why in failed.items())
-        raise dg.Failure(
-            description=f"upstream {label} is not usable: {reasons}. Fix the cause and rematerialize {label}.",
-            metadata={"upstream": label, "failed_checks": ", ".join(sorted(failed))},
-        )
+        raise input_failure(f"upstream {label} is not usable: {reasons}. Fix the cause and rematerialize {label}.",
+                            upstream=label, failed_checks=", ".join(sorted(failed)))
 
 
 def relative(path: Path, data_root: Path) -> str:

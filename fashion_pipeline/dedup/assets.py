@@ -132,7 +132,7 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
     if inputs.never_scraped:
         context.log.warning(f"in the brands file but never scraped: {', '.join(inputs.never_scraped)}")
     if not inputs.included:
-        raise dg.Failure("no brand of the brands file has been scraped: materialize pinterest_images first")
+        raise lineage.input_failure("no brand of the brands file has been scraped: materialize pinterest_images first")
     settings = dataset.DedupSettings(config.threshold, config.match_mirrors, config.hash_workers or None,
                                      config.max_thumb_distance if config.verify_colour else None)
     result, info = dataset.build_dataset(data_root.path, settings, inputs.manifests)

@@ -22,7 +22,7 @@ from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.detector.constants import BACKBONES, DEMO_BACKBONE, METRIC_KEYS  # noqa: F401 (demo.py)
 from fashion_pipeline.detector.selection import __doc__ as SELECTION_RULE
-from fashion_pipeline.detector.selection import comparison_table, select, split_by_validation_set
+from fashion_pipeline.detector.selection import NoTrainedDetector, comparison_table, select, split_by_validation_set
 
 DEEPFASHION = "deepfashion_coco"
 DEEPFASHION_CHECKS = ("deepfashion_coco_valid",)
@@ -113,10 +113,10 @@ def current_training_data(instance: dg.DagsterInstance, data_root) -> lineage.Re
     for split in ("train", "val"):
         path = recorded.path(data_root, f"{split}_path")
         if not path.is_file():
-            raise dg.Failure(f"{path} is missing although {DEEPFASHION} was materialized in run {recorded.run_id}: "
+            raise lineage.input_failure(f"{path} is missing although {DEEPFASHION} was materialized in run {recorded.run_id}: "
                              f"rematerialize {DEEPFASHION}")
         if file_sha256(path) != recorded.require(f"{split}_sha256"):
-            raise dg.Failure(f"{path} changed after {DEEPFASHION} was materialized in run {recorded.run_id} "
+            raise lineage.input_failure(f"{path} changed after {DEEPFASHION} was materialized in run {recorded.run_id} "
                              f"(its sha256 differs from the recorded one): rematerialize {DEEPFASHION}")
     return recorded
 
@@ -186,7 +186,11 @@ def best_detector(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.
         context.log.warning(f"fashion_detector[{metrics['backbone']}] was evaluated on another deepfashion_coco val.json: "
                             f"left out; rematerialize that partition to compare it")
     output_path = data_root.asset_dir("best_detector") / "best.json"
-    record, ranked = select(candidates, output_path, where=" evaluated on the current deepfashion_coco")
+    try:
+        record, ranked = select(candidates, output_path, where=" evaluated on the current deepfashion_coco")
+    except NoTrainedDetector as error:
+        left_out = ", ".join(f"fashion_detector[{m['backbone']}]" for m in stale)
+        raise lineage.input_failure(str(error) + (f" (left out, evaluated on another val.json: {left_out})" if stale else ""))
     context.log.info(f"best detector: {record['backbone']} (AP {record['AP']:.3f}) of {record['ranking']}")
     usable, usable_metadata = _usability(record, data_root)
     metadata = {key: dg.MetadataValue.float(float(record[key])) for key in METRIC_KEYS if key in record}

@@ -311,7 +311,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     for variant, why in left_out.items():
         context.log.warning(f"dcgan[{variant}] left out of the report: {why}")
     if not variants:
-        raise dg.Failure("no DCGAN trained on the current training sets: " +
+        raise lineage.input_failure("no DCGAN trained on the current training sets: " +
                          "; ".join(f"{v}: {why}" for v, why in left_out.items()))
     best = lineage.latest(context.instance, "best_detector")
     checkpoint = best.path(data_root.path, "checkpoint") if best else None

@@ -340,11 +340,10 @@ pinterest_scrape_job = dg.define_asset_job(
                 f"(default '{DEFAULT_SCRAPE_CRON}'). The cheap assets downstream follow by automation.",
 )
 def pinterest_rescrape_schedule(context: dg.ScheduleEvaluationContext):
-    # A static partitions definition has no natural cadence, so each tick requests every brand;
-    # the tick time in the run key keeps one tick's runs distinct from the next's.
-    tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    # A static partitions definition has no natural cadence, so each tick requests every brand.
+    # A schedule's run keys are scoped to its tick: one run per brand per tick, even after a daemon restart.
     for slug in BRAND_PARTITIONS.get_partition_keys():
-        yield dg.RunRequest(run_key=f"{tick}:{slug}", partition_key=slug)
+        yield dg.RunRequest(run_key=slug, partition_key=slug)
 
 
 defs = dg.Definitions(assets=[pinterest_images], jobs=[pinterest_scrape_job], schedules=[pinterest_rescrape_schedule])
