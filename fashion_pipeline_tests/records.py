@@ -50,3 +50,12 @@ def record_brand_scrapes(instance: dg.DagsterInstance, data_root: Path, failing:
                          metadata={"reason": "the board yielded 0 pins"} if failed else None)
         slugs.append(slug)
     return slugs
+
+
+def assert_light_metadata(result) -> int:
+    """Every materialization of a run stays within the metadata budget; returns the largest size."""
+    from fashion_pipeline.common.lineage import METADATA_BUDGET_BYTES, metadata_bytes
+
+    sizes = [metadata_bytes(event.event_specific_data.materialization) for event in result.get_asset_materialization_events()]
+    assert sizes and max(sizes) <= METADATA_BUDGET_BYTES, sizes
+    return max(sizes)

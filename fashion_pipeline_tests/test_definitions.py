@@ -31,11 +31,71 @@ def test_asset_keys_snapshot():
     assert set(_assets_by_name()) == EXPECTED_ASSETS
 
 
-def test_training_assets_use_gpu_pool():
+def test_every_accelerator_user_takes_a_gpu_pool_slot():
     graph = defs.get_repository_def().asset_graph
-    for name in ("fashion_detector", "dcgan"):
+    for name in ("fashion_detector", "dcgan", "pinterest_detections", "ablation_report"):
         node = graph.get(dg.AssetKey(name))
         assert node.pools == {"gpu"}, f"{name} must run in the 'gpu' concurrency pool"
+
+
+def test_every_asset_has_a_code_version():
+    graph = defs.resolve_asset_graph()
+    for name in EXPECTED_ASSETS:
+        assert graph.get(dg.AssetKey(name)).code_version, name
+
+
+def test_scrape_and_training_retry_with_backoff():
+    for name in ("pinterest_images", "fashion_detector", "dcgan"):
+        assets_def = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.key == dg.AssetKey(name))
+        policy = assets_def.op.retry_policy
+        assert policy is not None and policy.max_retries >= 1 and policy.backoff == dg.Backoff.EXPONENTIAL, name
+
+
+def test_checks_on_partitioned_assets_are_partitioned():
+    for assets_def in defs.assets:
+        if isinstance(assets_def, dg.AssetsDefinition) and assets_def.partitions_def is not None:
+            for spec in assets_def.check_specs:
+                assert spec.partitions_def == assets_def.partitions_def, spec.key
+
+
+def test_loading_the_code_location_imports_no_torch_or_pycocotools():
+    import subprocess
+    import sys
+
+    code = ("import sys, fashion_pipeline.definitions as d; d.defs.resolve_asset_graph(); "
+            "print(sorted(m for m in ('torch', 'torchvision', 'pycocotools') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_stage_that_fails_to_import_fails_loudly(monkeypatch):
+    import importlib
+    import sys
+
+    import pytest
+
+    import fashion_pipeline.gan
+
+    monkeypatch.setitem(sys.modules, "fashion_pipeline.gan.assets", None)  # as if its import failed
+    monkeypatch.delattr(fashion_pipeline.gan, "assets")
+    monkeypatch.delitem(sys.modules, "fashion_pipeline.definitions")
+    with pytest.raises(ImportError):
+        importlib.import_module("fashion_pipeline.definitions")
+
+
+def test_dg_check_defs_passes():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    venv = Path(sys.executable).parent.parent
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "DAGSTER_HOME": str(root)}
+    out = subprocess.run([str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
 
 
 def test_scrape_schedule_is_defined():

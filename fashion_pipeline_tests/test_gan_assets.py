@@ -14,6 +14,7 @@ from torch import nn
 
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.gan import assets, detect, training_sets
+from fashion_pipeline_tests.records import assert_light_metadata, record, record_check
 
 N_IMAGES = 32
 
@@ -70,7 +71,17 @@ def _write_upstream(root):
     pd.DataFrame(rows).to_parquet(root / "pinterest_dataset" / "manifest.parquet", index=False)
     (root / "best_detector").mkdir(parents=True)
     (root / "best_detector" / "best.json").write_text(json.dumps(
-        {"backbone": "stub", "checkpoint": str(root / "stub.pt"), "AP": 0.5, "AP50": 0.8}))
+        {"backbone": "stub", "checkpoint": "stub.pt", "AP": 0.5, "AP50": 0.8}))
+
+
+def _record_upstream(instance, usable: bool = True):
+    """What pinterest_dataset and best_detector record when they materialize, their checks included."""
+    record(instance, "pinterest_dataset", {"manifest": "pinterest_dataset/manifest.parquet"}, data_version="dataset-v1")
+    for check in ("no_near_duplicates_in_result", "every_input_accounted_for"):
+        record_check(instance, "pinterest_dataset", check, True)
+    record(instance, "best_detector", {"checkpoint": "stub.pt", "backbone": "stub"}, data_version="detector-v1")
+    record_check(instance, "best_detector", "best_detector_is_usable", usable,
+                 metadata={"AP50": 0.8 if usable else 0.1, "threshold": 0.5})
 
 
 @pytest.fixture
@@ -95,23 +106,27 @@ def _dcgan_config(epochs):
 @pytest.mark.slow
 def test_gan_chain_backfill_resume_and_report(data_root):
     instance = dg.DagsterInstance.ephemeral()
+    _record_upstream(instance)
     resources = _resources(data_root)
 
     upstream = dg.materialize([assets.pinterest_detections, assets.fullbody_crops], instance=instance,
                               resources=resources, run_config={"ops": {"pinterest_detections": {"config": {"batch_size": 4}}}})
+    assert_light_metadata(upstream)
     detections = _metadata(upstream, "pinterest_detections")
     assert detections["images"] == N_IMAGES and detections["detections_full"] == N_IMAGES
     assert detections["detections_upper"] == N_IMAGES and detections["images_per_second"] > 0
     crops = _metadata(upstream, "fullbody_crops")
     assert crops["kept"] == N_IMAGES // 2 and crops["total"] == N_IMAGES  # even widths score 0.9
-    assert "data:image/png;base64" in crops["score_histogram"] and "base64" in crops["samples"]
+    assert "data:image/" in crops["score_histogram"] and "base64" in crops["samples"]
     manifest = pd.read_parquet(data_root / "fullbody_crops" / "manifest.parquet")
     for row in manifest.itertuples():
         with Image.open(data_root / row.crop_path) as crop:
             assert crop.width == crop.height == row.crop_side
 
     for variant in training_sets.VARIANTS:
-        dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key=variant)
+        built = dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key=variant)
+        (check,) = built.get_asset_check_evaluations()
+        assert check.passed and check.partition == variant and check.metadata["variant"].text == variant
     sizes = {v: np.load(data_root / "dcgan_training_set" / f"{v}.npy").shape for v in training_sets.VARIANTS}
     assert sizes == {"cropped": (16, 64, 64, 3), "original": (32, 64, 64, 3), "subset": (16, 64, 64, 3)}
 
@@ -120,12 +135,16 @@ def test_gan_chain_backfill_resume_and_report(data_root):
         result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=variant,
                                 run_config=_dcgan_config(1))
         assert result.success
+        assert_light_metadata(result)
         metadata = _metadata(result, "dcgan")
         for key in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
             assert isinstance(metadata[key], float) and isinstance(metadata["final_" + key], float)
         assert metadata["best_epoch"] == 1 and metadata["resumed_from_epoch"] == 0
         assert "base64" in metadata["loss_chart"] and "base64" in metadata["real_vs_fake"]
         assert (data_root / "dcgan" / variant / "checkpoint_last.pt").exists()
+        assert metadata["generator"] == f"dcgan/{variant}/generator.pt"  # relative to the data root
+        (check,) = result.get_asset_check_evaluations()
+        assert check.passed and check.partition == variant
     materialized = instance.get_materialized_partitions(dg.AssetKey("dcgan"))
     assert materialized == set(training_sets.VARIANTS)
 
@@ -136,11 +155,11 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     history = json.loads((data_root / "dcgan" / "cropped" / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
 
-    report = dg.materialize([assets.ablation_report], instance=instance, resources=resources,
-                            run_config={"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16,
-                                                                               "kid_subsets": 5}}}})
+    report_config = {"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16, "kid_subsets": 5}}}}
+    report = dg.materialize([assets.ablation_report], instance=instance, resources=resources, run_config=report_config)
+    assert_light_metadata(report)
     metadata = _metadata(report, "ablation_report")
-    assert metadata["feature_space"] == "detector_backbone"
+    assert metadata["feature_space"] == "detector_backbone" and metadata["left_out"] == "none"
     for variant in training_sets.VARIANTS:
         assert metadata[f"{variant}_FID_vs_{variant}"] >= 0 and f"{variant}_KID_vs_original" in metadata
         assert isinstance(metadata[f"{variant}_Loss_G"], float)
@@ -148,11 +167,32 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     assert written["variants"] == list(training_sets.VARIANTS)
     assert "Table 5.2" in (data_root / "ablation_report" / "report.md").read_text()
 
+    # A new subset draw: dcgan[subset] was trained on the old one, so the report leaves it out.
+    dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key="subset",
+                   run_config={"ops": {"dcgan_training_set": {"config": {"subset_seed": 1}}}})
+    again = _metadata(dg.materialize([assets.ablation_report], instance=instance, resources=resources,
+                                     run_config=report_config), "ablation_report")
+    assert again["variants"] == "cropped, original" and again["left_out"].startswith("subset (trained on an older training set")
+    assert "subset_Loss_G" not in again
+
 
 def test_report_fails_clearly_when_no_dcgan_was_trained(data_root):
-    with pytest.raises(Exception, match="materialize dcgan first"):
-        dg.materialize([assets.ablation_report], resources=_resources(data_root),
-                       instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize([assets.ablation_report], resources=_resources(data_root),
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "no DCGAN trained on the current training sets: cropped: not trained" in failure.description
+
+
+def test_detections_refuse_a_detector_whose_usability_check_failed_in_an_earlier_run(data_root):
+    instance = dg.DagsterInstance.ephemeral()
+    _record_upstream(instance, usable=False)
+    result = dg.materialize([assets.pinterest_detections], instance=instance, resources=_resources(data_root),
+                            raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "upstream best_detector is not usable: check 'best_detector_is_usable' failed" in failure.description
+    assert "AP50=0.1" in failure.description
+    assert not (data_root / "pinterest_detections" / "detections.parquet").exists()
 
 
 def test_stage_contract():

@@ -136,3 +136,13 @@ def partitioned_check(name: str, asset: str, partitions_def: dg.PartitionsDefini
         warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
         return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, partitions_def=partitions_def,
                                  description=description)
+
+
+METADATA_BUDGET_BYTES = 256 * 1024  # per materialization; the event log stores every byte, on every run
+
+
+def metadata_bytes(materialization: dg.AssetMaterialization) -> int:
+    """The serialized size of a materialization's metadata, as the event log stores it."""
+    from dagster._serdes import serialize_value
+
+    return len(serialize_value(dict(materialization.metadata)).encode("utf-8"))

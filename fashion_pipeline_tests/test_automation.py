@@ -1,0 +1,54 @@
+"""After a re-scrape, the cheap assets follow by declarative automation; the training assets never do."""
+import dagster as dg
+
+from fashion_pipeline.definitions import defs
+from fashion_pipeline.pinterest.assets import BRAND_PARTITIONS
+from fashion_pipeline.gan.training_sets import VARIANTS
+from fashion_pipeline.detector.constants import BACKBONES
+from fashion_pipeline_tests.records import record
+
+PARTITIONS = {"pinterest_images": BRAND_PARTITIONS.get_partition_keys(), "fashion_detector": list(BACKBONES),
+              "dcgan_training_set": list(VARIANTS), "dcgan": list(VARIANTS)}
+CHAIN = ["deepfashion_coco", "pinterest_images", "pinterest_dataset", "fashion_detector", "best_detector",
+         "pinterest_detections", "fullbody_crops", "dcgan_training_set", "dcgan", "ablation_report"]
+
+
+def _materialize(instance, asset, version):
+    for partition in PARTITIONS.get(asset, [None]):
+        record(instance, asset, partition=partition, data_version=version)
+
+
+def _requested(result) -> set[str]:
+    return {name for name in CHAIN if result.get_num_requested(dg.AssetKey(name))}
+
+
+def test_a_rescrape_flows_to_the_training_sets_but_never_retrains():
+    instance = dg.DagsterInstance.ephemeral()
+    for asset in CHAIN:
+        _materialize(instance, asset, "v1")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert _requested(settled) == set()  # nothing changed, nothing runs
+
+    record(instance, "pinterest_images", partition="chanel", data_version="v2")  # the weekly re-scrape of one brand
+    # The unpartitioned chain below the scrape is requested in one tick (one run, in dependency order) ...
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    assert _requested(first) == {"pinterest_dataset", "pinterest_detections", "fullbody_crops"}
+    for asset in ("pinterest_dataset", "pinterest_detections", "fullbody_crops"):
+        _materialize(instance, asset, "v2")
+    # ... then every partition of the training sets ...
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert _requested(second) == {"dcgan_training_set"}
+    assert second.get_requested_partitions(dg.AssetKey("dcgan_training_set")) == set(VARIANTS)
+    _materialize(instance, "dcgan_training_set", "v2")
+    # ... and the training assets are stale but never requested: they wait for a user.
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+    assert _requested(third) == set()
+
+
+def test_training_assets_have_no_automation_and_the_cheap_ones_do():
+    graph = defs.resolve_asset_graph()
+    for name in ("pinterest_dataset", "pinterest_detections", "fullbody_crops", "dcgan_training_set"):
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
+    for name in ("fashion_detector", "dcgan", "pinterest_images", "deepfashion_coco"):
+        assert graph.get(dg.AssetKey(name)).automation_condition is None, name
