@@ -16,6 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from fashion_pipeline.common.lineage import METADATA_BUDGET_BYTES, metadata_bytes
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # (asset name, which partitions: None = unpartitioned, "all" = every key, or a module constant)
@@ -92,7 +94,9 @@ def run_chain(only: list[str] | None = None, instance: dg.DagsterInstance | None
                 tags={"fashion_pipeline/demo": "true"},
             )
             seconds = time.perf_counter() - started
-            summary.append({"step": label, "success": result.success, "seconds": round(seconds, 1)})
+            sizes = [metadata_bytes(e.event_specific_data.materialization) for e in result.get_asset_materialization_events()]
+            summary.append({"step": label, "success": result.success, "seconds": round(seconds, 1),
+                            "metadata_kb": round(max(sizes, default=0) / 1024, 1)})
             print(f"[demo] {label}: {'ok' if result.success else 'FAILED'} in {seconds:.1f}s", flush=True)
             if not result.success:
                 raise SystemExit(f"demo step {label} failed; see the run in `make dev`")
@@ -107,9 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     summary = run_chain(args.only)
     total = time.perf_counter() - started
-    print("\n[demo] step                                   seconds")
+    print("\n[demo] step                                   seconds  metadata KB")
     for row in summary:
-        print(f"[demo] {row['step']:<38} {row['seconds']:>7}")
+        print(f"[demo] {row['step']:<38} {row['seconds']:>7}  {row['metadata_kb']:>10}")
+    largest = max(summary, key=lambda row: row["metadata_kb"], default=None)
+    if largest:
+        print(f"[demo] largest metadata: {largest['metadata_kb']} KB ({largest['step']}); budget "
+              f"{METADATA_BUDGET_BYTES // 1024} KB per materialization")
     print(f"[demo] whole chain: {total:.0f}s. Open the UI on the same instance with `make dev`.")
     return 0
 
