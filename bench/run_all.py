@@ -24,6 +24,7 @@ BENCHMARKS = [
     "dedup_speed",
     "detector_throughput",
     "dcgan_throughput",
+    "definitions_load",
 ]
 
 HEADER = """# Benchmarks
