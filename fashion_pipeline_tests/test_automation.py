@@ -46,6 +46,32 @@ def test_a_rescrape_flows_to_the_training_sets_but_never_retrains():
     assert _requested(third) == set()
 
 
+def test_a_newly_trained_backbone_is_ranked_although_other_backbones_were_never_trained():
+    instance = dg.DagsterInstance.ephemeral()
+    for asset in CHAIN:
+        if asset != "fashion_detector":
+            _materialize(instance, asset, "v1")
+    record(instance, "fashion_detector", partition="resnet18", data_version="v1")  # the demo's backbone only
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    record(instance, "fashion_detector", partition="resnet18", data_version="v2")  # retrained by a user
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert "best_detector" in _requested(result) and "fashion_detector" not in _requested(result)
+
+
+def test_a_brand_added_but_not_yet_scraped_does_not_hold_the_merge_back():
+    instance = dg.DagsterInstance.ephemeral()
+    for asset in CHAIN:
+        if asset != "pinterest_images":
+            _materialize(instance, asset, "v1")
+    for brand in PARTITIONS["pinterest_images"]:
+        if brand != "versace":  # the newest line of the brands file, never scraped yet
+            record(instance, "pinterest_images", partition=brand, data_version="v1")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    record(instance, "pinterest_images", partition="chanel", data_version="v2")
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert "pinterest_dataset" in _requested(result)
+
+
 def test_training_assets_have_no_automation_and_the_cheap_ones_do():
     graph = defs.resolve_asset_graph()
     for name in ("pinterest_dataset", "pinterest_detections", "fullbody_crops", "dcgan_training_set"):

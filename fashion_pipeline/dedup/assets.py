@@ -12,6 +12,7 @@ from pydantic import Field
 import dagster as dg
 
 from fashion_pipeline.common import lineage
+from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS
 from fashion_pipeline.common.fingerprint import combine
 from fashion_pipeline.common.render import markdown_table
 from fashion_pipeline.common.resources import DataRoot
@@ -115,7 +116,7 @@ def manifest_version(result: dataset.DedupResult) -> dg.DataVersion:
     deps=[dg.AssetKey(SCRAPE)],
     kinds={"python", "parquet"},
     code_version="2",
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS,
     check_specs=[
         dg.AssetCheckSpec("no_near_duplicates_in_result", asset=ASSET, blocking=True,
                           description="No two kept images are within the Hamming threshold or share a sha256."),

@@ -18,6 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from fashion_pipeline.common import lineage
+from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.detector.constants import BACKBONES, DEMO_BACKBONE, METRIC_KEYS  # noqa: F401 (demo.py)
@@ -173,7 +174,7 @@ def recorded_candidates(instance: dg.DagsterInstance) -> list[dict]:
     deps=[fashion_detector, DEEPFASHION],
     kinds={"pytorch"},
     code_version=SELECTION_CODE_VERSION,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS,
     check_specs=[dg.AssetCheckSpec(USABLE_CHECK, asset="best_detector", blocking=True,
                                    description="checkpoint loads and AP50 >= the usability threshold")],
     description="The trained backbone with the highest COCO AP among those evaluated on the current deepfashion_coco "

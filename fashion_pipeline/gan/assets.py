@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fashion_pipeline.common import atomic, lineage, render
+from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, FOLLOWS_UPSTREAM
 from fashion_pipeline.common.config import config_from_dataclass
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
@@ -23,8 +24,6 @@ from fashion_pipeline.gan import crops, settings, training_sets
 
 GROUP = "gan"
 variant_partitions = dg.StaticPartitionsDefinition(list(training_sets.VARIANTS))
-# Cheap, deterministic steps: they follow their inputs by themselves (after a re-scrape, a new detector).
-FOLLOWS_UPSTREAM = dg.AutomationCondition.eager()
 TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -300,7 +299,7 @@ def current_variants(instance: dg.DagsterInstance) -> tuple[list[str], dict[str,
 
 
 @dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="2",
-          automation_condition=FOLLOWS_UPSTREAM)
+          automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS)
 def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, data_root: DataRoot,
                     compute: ComputeDevice) -> dg.MaterializeResult:
     """Table 5.2 across the variants trained on the current training sets, FID/KID in a fixed feature space,
