@@ -276,9 +276,10 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
 
 class ReportConfig(dg.Config):
     inception_weights_path: Optional[str] = None  # local torchvision inception_v3 state dict; else detector features
-    n_samples: int = 1000  # fakes generated, and reals sampled at most, per variant
-    kid_subsets: int = 50
-    kid_subset_size: int = 1000
+    n_samples: int = 0  # fakes per generator; never fewer than the feature dimension (FID needs a full-rank covariance)
+    max_reals: int = 10_000  # reals per training set at most
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # capped at half of each set, so subsets differ
 
 
 def current_variants(instance: dg.DagsterInstance) -> tuple[list[str], dict[str, str]]:
@@ -315,8 +316,8 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     best = lineage.latest(context.instance, "best_detector")
     checkpoint = best.path(data_root.path, "checkpoint") if best else None
     space = quality.make_feature_space(config.inception_weights_path, checkpoint, compute.torch_device())
-    report_settings = report.ReportSettings(n_samples=config.n_samples, kid_subsets=config.kid_subsets,
-                                            kid_subset_size=config.kid_subset_size)
+    report_settings = report.ReportSettings(n_samples=config.n_samples, max_reals=config.max_reals,
+                                            kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size)
     built = report.build_report(data_root.path, space, report_settings, variants=variants)
     out_dir = data_root.path / "ablation_report"
     metadata = {
@@ -328,10 +329,14 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     }
     for variant, summary in built["table"].items():
         metadata.update({f"{variant}_{k}": round(float(summary["best"][k]), 5) for k in ("Loss_G", "Loss_D", "D_x")})
-    for variant, by_reference in built["quality"].items():
-        for reference, values in by_reference.items():
-            metadata[f"{variant}_FID_{reference}"] = round(values["FID"], 4)
-            metadata[f"{variant}_KID_{reference}"] = round(values["KID"], 6)
+    for variant, generator, reference, values in report.distance_rows(built["quality"]):
+        prefix = f"{variant}_" + ("" if generator == "trained" else "untrained_")
+        metadata[f"{prefix}FID_vs_{reference}"] = round(values["FID"], 4)
+        metadata[f"{prefix}KID_vs_{reference}"] = round(values["KID"], 6)
+    for variant, entries in built["quality"].items():
+        metadata[f"{variant}_untrained_over_trained_FID"] = round(entries["untrained_over_trained"]["FID"], 3)
+        metadata[f"{variant}_fakes"] = entries["plan"]["n_fake"]
+        metadata[f"{variant}_reals"] = entries["plan"]["n_real"]
     return dg.MaterializeResult(metadata=metadata, data_version=_file_version(out_dir / "report.json"))
 
 
@@ -352,6 +357,6 @@ DEMO_RUN_CONFIG = {
         # The demo detector's checkpoint already says 256-px inputs and 100 proposals: nothing to override.
         "pinterest_detections": {"config": {"batch_size": 8}},
         "dcgan": {"config": {"epochs": 2}},
-        "ablation_report": {"config": {"n_samples": 64, "kid_subsets": 20, "kid_subset_size": 64}},
+        "ablation_report": {"config": {"kid_subsets": 100}},
     }
 }

@@ -14,7 +14,14 @@ Feature spaces, fixed once and shared by every variant so their numbers compare:
 FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)); the trace of the square root is computed from the
 eigenvalues of S1^(1/2) S2 S1^(1/2) (symmetric, so ``eigh`` is exact and stable). KID is the unbiased
 MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets; it is
-unbiased, so unlike FID it is meaningful with a few hundred samples.
+unbiased, so unlike FID it is meaningful with a few hundred samples. Both agree with torchmetrics'
+implementations to 1e-6 relative on the same features (``fashion_pipeline_tests/test_quality_reference.py``).
+
+Sample sizes (``sample_plan``): FID is strongly biased when a set has fewer samples than the feature
+dimension (its covariance is singular): same-distribution FID measured 164, 34 and 8.4 at n = 200,
+1,000 and 4,000 with 2,048-d features. So at least ``dim`` fakes are generated, and when the real set
+is smaller than ``dim`` the report says FID is unreliable and KID is the number to read. KID subsets
+hold at most half of each set, so that different subsets differ and its ± is a real spread.
 
 ``python -m fashion_pipeline.gan.quality --a fakes.npy --b reals.npy --detector-checkpoint model_final.pt``
 """
@@ -62,25 +69,57 @@ def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
     return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
 
 
-def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
-    """Unbiased MMD^2 (cubic polynomial kernel) over ``subsets`` random subsets: (mean, std)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    size = min(subset_size, len(a), len(b))
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 between two equal-size sets with the cubic polynomial kernel (x.y / d + 1)^3."""
+    size, dim = x.shape
+    k_xx = (x @ x.T / dim + 1) ** 3
+    k_yy = (y @ y.T / dim + 1) ** 3
+    k_xy = (x @ y.T / dim + 1) ** 3
+    off_diagonal = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
+    return float(off_diagonal - 2 * k_xy.mean())
+
+
+def kid_subset_size(n_a: int, n_b: int, requested: int = 1000) -> int:
+    """At most half of the smaller set: subsets that are the whole set would make the spread 0."""
+    size = min(requested, n_a // 2, n_b // 2)
     if size < 2:
-        raise ValueError(f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}")
+        raise ValueError(f"KID needs at least 4 samples per set, got {n_a} and {n_b}")
+    return size
+
+
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """Unbiased MMD^2 (cubic polynomial kernel) over ``subsets`` random proper subsets: (mean, std)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    size = kid_subset_size(len(a), len(b), subset_size)
     rng = np.random.default_rng(seed)
-    dim = a.shape[1]
-    values = []
-    for _ in range(subsets):
-        x = a[rng.choice(len(a), size, replace=False)]
-        y = b[rng.choice(len(b), size, replace=False)]
-        k_xx = (x @ x.T / dim + 1) ** 3
-        k_yy = (y @ y.T / dim + 1) ** 3
-        k_xy = (x @ y.T / dim + 1) ** 3
-        off_diagonal = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (size * (size - 1))
-        values.append(off_diagonal - 2 * k_xy.mean())
+    values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)])
+              for _ in range(subsets)]
     return float(np.mean(values)), float(np.std(values))
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """How many fakes to generate and reals to use, and what the numbers can be trusted for."""
+
+    n_fake: int
+    n_real: int
+    dim: int
+
+    @property
+    def fid_reliable(self) -> bool:
+        return min(self.n_fake, self.n_real) >= self.dim
+
+    def note(self) -> str:
+        if self.fid_reliable:
+            return f"{self.n_fake} fakes and {self.n_real} reals against {self.dim}-d features: FID and KID both usable."
+        return (f"{self.n_real} reals against {self.dim}-d features: fewer reals than dimensions, so FID is biased "
+                f"upwards and only compares runs with the same counts; read KID (unbiased), with its spread.")
+
+
+def sample_plan(n_real_available: int, dim: int, min_fakes: int = 0, max_reals: int = 10_000) -> SamplePlan:
+    """At least ``dim`` fakes (a full-rank covariance), and every real up to ``max_reals``."""
+    return SamplePlan(n_fake=max(min_fakes, dim), n_real=min(n_real_available, max_reals), dim=dim)
 
 
 # ---------------------------------------------------------------- feature spaces

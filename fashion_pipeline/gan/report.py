@@ -32,9 +32,10 @@ TABLE_METRICS = (("Loss_G", "Loss_G"), ("Loss_D", "Loss_D"), ("D_x", "D(x)"))
 
 @dataclass
 class ReportSettings:
-    n_samples: int = 1000  # fakes (and at most this many reals) per feature computation
-    kid_subsets: int = 50
-    kid_subset_size: int = 1000
+    n_samples: int = 0  # fakes generated per generator; at least the feature dimension (quality.sample_plan)
+    max_reals: int = 10_000  # reals per training set at most
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # capped at half of each set
     seed: int = 0
 
 
@@ -64,42 +65,83 @@ def _sample_reals(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
 
 
+def untrained_like(generator_path: Path, device, seed: int = 0):
+    """A generator of the same architecture, freshly initialised: the baseline a trained one must beat."""
+    import torch
+
+    saved = torch.load(generator_path, map_location="cpu", weights_only=False)
+    torch.manual_seed(seed)
+    generator = dcgan.Generator(saved["nz"], saved["ngf"])
+    generator.apply(dcgan.weights_init)
+    return generator.to(device).eval()
+
+
+def _distances(fakes: np.ndarray, reals: np.ndarray, settings: ReportSettings) -> dict:
+    kid, kid_std = quality.kernel_inception_distance(fakes, reals, settings.kid_subsets, settings.kid_subset_size,
+                                                     settings.seed)
+    return {"FID": quality.fid_from_features(fakes, reals), "KID": kid, "KID_std": kid_std,
+            "kid_subset_size": quality.kid_subset_size(len(fakes), len(reals), settings.kid_subset_size),
+            "n_fake": len(fakes), "n_real": len(reals)}
+
+
 def quality_scores(data_root: Path, variants: list[str], space: quality.FeatureSpace,
                    settings: ReportSettings) -> dict[str, dict]:
-    """FID/KID of each variant's fakes against its own training set and against ``original``."""
+    """FID/KID of each variant's fakes against its own training set and against ``original``, and of an
+    untrained generator of the same architecture against its own training set (the baseline)."""
     feature_cache: dict[str, np.ndarray] = {}
 
     def real_features(variant: str) -> Optional[np.ndarray]:
         path = data_root / "dcgan_training_set" / f"{variant}.npy"
         if variant not in feature_cache and path.exists():
-            reals = _sample_reals(np.load(path, mmap_mode="r"), settings.n_samples, settings.seed)
+            reals = _sample_reals(np.load(path, mmap_mode="r"), settings.max_reals, settings.seed)
             feature_cache[variant] = space.features(np.asarray(reals))
         return feature_cache.get(variant)
 
     scores = {}
     for variant in variants:
-        generator = dcgan.load_generator(data_root / "dcgan" / variant / dcgan.GENERATOR_NAME, space.device)
-        fakes = space.features(dcgan.sample(generator, settings.n_samples, settings.seed, device=space.device))
-        scores[variant] = {}
+        own = real_features(variant)
+        plan = quality.sample_plan(len(own), own.shape[1], settings.n_samples, settings.max_reals)
+        generator_path = data_root / "dcgan" / variant / dcgan.GENERATOR_NAME
+        generator = dcgan.load_generator(generator_path, space.device)
+        fakes = space.features(dcgan.sample(generator, plan.n_fake, settings.seed, device=space.device))
+        scores[variant] = {"plan": {"n_fake": plan.n_fake, "n_real": plan.n_real, "dim": plan.dim,
+                                    "fid_reliable": plan.fid_reliable, "note": plan.note()}}
         for reference in dict.fromkeys([variant, "original"]):
             reals = real_features(reference)
-            if reals is None:
-                continue
-            kid, kid_std = quality.kernel_inception_distance(fakes, reals, settings.kid_subsets,
-                                                             settings.kid_subset_size, settings.seed)
-            scores[variant][f"vs_{reference}"] = {"FID": quality.fid_from_features(fakes, reals),
-                                                  "KID": kid, "KID_std": kid_std,
-                                                  "n_fake": len(fakes), "n_real": len(reals)}
+            if reals is not None:
+                scores[variant][f"vs_{reference}"] = _distances(fakes, reals, settings)
+        untrained = space.features(dcgan.sample(untrained_like(generator_path, space.device, settings.seed),
+                                                plan.n_fake, settings.seed, device=space.device))
+        baseline = _distances(untrained, own, settings)
+        scores[variant]["untrained_vs_" + variant] = baseline
+        trained = scores[variant][f"vs_{variant}"]
+        scores[variant]["untrained_over_trained"] = {"FID": baseline["FID"] / max(trained["FID"], 1e-12),
+                                                     "KID": baseline["KID"] / max(trained["KID"], 1e-12)}
     return scores
 
 
+def distance_rows(scores: dict[str, dict]):
+    """(variant, generator, compared with, values) for every FID/KID pair computed."""
+    for variant, entries in scores.items():
+        for name, values in entries.items():
+            if name.startswith("vs_"):
+                yield variant, "trained", name.removeprefix("vs_"), values
+            elif name.startswith("untrained_vs_"):
+                yield variant, "untrained (same architecture)", name.removeprefix("untrained_vs_"), values
+
+
 def quality_markdown(scores: dict[str, dict]) -> str:
-    rows = []
-    for variant, by_reference in scores.items():
-        for reference, values in by_reference.items():
-            rows.append([variant, reference.removeprefix("vs_"), values["FID"],
-                         f"{values['KID']:.4f} ± {values['KID_std']:.4f}", f"{values['n_fake']} / {values['n_real']}"])
-    return render.markdown_table(["DCGAN trained on", "compared with", "FID ↓", "KID ↓", "fakes / reals"], rows)
+    rows = [[variant, generator, reference, values["FID"], f"{values['KID']:.4f} ± {values['KID_std']:.4f}",
+             f"{values['n_fake']} / {values['n_real']} (KID subsets of {values['kid_subset_size']})"]
+            for variant, generator, reference, values in distance_rows(scores)]
+    table = render.markdown_table(["DCGAN trained on", "generator", "compared with", "FID ↓", "KID ↓ (± spread over subsets)",
+                                   "fakes / reals"], rows)
+    ratios = [[variant, entries["untrained_over_trained"]["FID"], entries["untrained_over_trained"]["KID"]]
+              for variant, entries in scores.items() if "untrained_over_trained" in entries]
+    notes = [f"- **{variant}**: {entries['plan']['note']}" for variant, entries in scores.items() if "plan" in entries]
+    return "\n".join([table, "", "Untrained / trained, on the variant's own training set (higher: the training "
+                       "learned more):", "", render.markdown_table(["variant", "FID ratio", "KID ratio"], ratios), "",
+                       "Sample sizes:", "", *notes])
 
 
 def side_by_side(grids: dict[str, np.ndarray], cell: int = 64) -> Image.Image:
@@ -166,7 +208,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Write the DCGAN ablation report for the trained variants.")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--inception-weights", default=None, help="local inception_v3 state dict")
-    parser.add_argument("--n-samples", type=int, default=1000)
+    parser.add_argument("--n-samples", type=int, default=0, help="fakes per generator; at least the feature dimension")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     best_json = root / "best_detector" / "best.json"
