@@ -30,7 +30,7 @@ CHAIN: list[tuple[str, object]] = [
     ("pinterest_detections", None),
     ("fullbody_crops", None),
     ("dcgan_training_set", "all"),
-    ("dcgan", "all"),
+    ("dcgan", ("fashion_pipeline.gan.assets", "DEMO_DCGAN_PARTITIONS")),  # seed 0 of each variant
     ("ablation_report", None),
 ]
 
@@ -56,7 +56,8 @@ def _partition_keys(assets_def, spec) -> list[str | None]:
     if spec == "all":
         return list(assets_def.partitions_def.get_partition_keys())
     module_name, constant = spec
-    return [getattr(importlib.import_module(module_name), constant)]
+    keys = getattr(importlib.import_module(module_name), constant)
+    return [str(key) for key in keys] if isinstance(keys, (list, tuple)) else [keys]
 
 
 def _config_for(asset_name: str, run_config: dict) -> dict:

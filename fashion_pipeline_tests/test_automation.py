@@ -3,12 +3,13 @@ import dagster as dg
 
 from fashion_pipeline.definitions import defs
 from fashion_pipeline.pinterest.assets import BRAND_PARTITIONS
+from fashion_pipeline.gan.assets import dcgan_partitions
 from fashion_pipeline.gan.training_sets import VARIANTS
 from fashion_pipeline.detector.constants import BACKBONES
 from fashion_pipeline_tests.records import record
 
 PARTITIONS = {"pinterest_images": BRAND_PARTITIONS.get_partition_keys(), "fashion_detector": list(BACKBONES),
-              "dcgan_training_set": list(VARIANTS), "dcgan": list(VARIANTS)}
+              "dcgan_training_set": list(VARIANTS), "dcgan": dcgan_partitions.get_partition_keys()}
 CHAIN = ["deepfashion_coco", "pinterest_images", "pinterest_dataset", "fashion_detector", "best_detector",
          "pinterest_detections", "fullbody_crops", "dcgan_training_set", "dcgan", "ablation_report"]
 

@@ -130,29 +130,34 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     sizes = {v: np.load(data_root / "dcgan_training_set" / f"{v}.npy").shape for v in training_sets.VARIANTS}
     assert sizes == {"cropped": (16, 64, 64, 3), "original": (32, 64, 64, 3), "subset": (16, 64, 64, 3)}
 
-    # The ablation: one dcgan run per partition on the same instance.
-    for variant in training_sets.VARIANTS:
-        result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=variant,
+    # The ablation: one dcgan run per variant x seed partition on the same instance (seed 0, plus seed 1 of cropped).
+    keys = [_key(v, "0") for v in training_sets.VARIANTS] + [_key("cropped", "1")]
+    for key in keys:
+        variant, seed = key.keys_by_dimension["variant"], key.keys_by_dimension["seed"]
+        result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=str(key),
                                 run_config=_dcgan_config(1))
         assert result.success
         assert_light_metadata(result)
         metadata = _metadata(result, "dcgan")
-        for key in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
-            assert isinstance(metadata[key], float) and isinstance(metadata["final_" + key], float)
+        for stat in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
+            assert isinstance(metadata[stat], float) and isinstance(metadata["final_" + stat], float)
         assert metadata["best_epoch"] == 1 and metadata["resumed_from_epoch"] == 0
+        assert metadata["seed"] == seed and metadata["torch_seed"] == 999 + int(seed)
         assert "base64" in metadata["loss_chart"] and "base64" in metadata["real_vs_fake"]
-        assert (data_root / "dcgan" / variant / "checkpoint_last.pt").exists()
-        assert metadata["generator"] == f"dcgan/{variant}/generator.pt"  # relative to the data root
+        assert (data_root / "dcgan" / variant / f"seed{seed}" / "checkpoint_last.pt").exists()
+        assert metadata["generator"] == f"dcgan/{variant}/seed{seed}/generator.pt"  # relative to the data root
         (check,) = result.get_asset_check_evaluations()
-        assert check.passed and check.partition == variant
-    materialized = instance.get_materialized_partitions(dg.AssetKey("dcgan"))
-    assert materialized == set(training_sets.VARIANTS)
+        assert check.passed and check.partition == str(key) and check.metadata["seed"].text == seed
+    assert instance.get_materialized_partitions(dg.AssetKey("dcgan")) == {str(k) for k in keys}
+    seed0 = np.load(data_root / "dcgan" / "cropped" / "seed0" / "fixed_noise_fakes.npy")
+    seed1 = np.load(data_root / "dcgan" / "cropped" / "seed1" / "fixed_noise_fakes.npy")
+    assert not np.array_equal(seed0, seed1)  # the seed dimension really changes the run
 
     # Asking for more epochs continues from the checkpoint instead of starting over.
-    resumed = _metadata(dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key="cropped",
-                                       run_config=_dcgan_config(2)), "dcgan")
+    resumed = _metadata(dg.materialize([assets.dcgan], instance=instance, resources=resources,
+                                       partition_key=str(_key("cropped", "0")), run_config=_dcgan_config(2)), "dcgan")
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2 and resumed["epochs_this_run"] == 1
-    history = json.loads((data_root / "dcgan" / "cropped" / "history.json").read_text())
+    history = json.loads((data_root / "dcgan" / "cropped" / "seed0" / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
 
     report_config = {"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16, "kid_subsets": 5}}}}
@@ -160,27 +165,38 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     assert_light_metadata(report)
     metadata = _metadata(report, "ablation_report")
     assert metadata["feature_space"] == "detector_backbone" and metadata["left_out"] == "none"
+    assert metadata["runs"] == "cropped/seed0, cropped/seed1, original/seed0, subset/seed0"
+    assert metadata["cropped_seeds"] == 2 and metadata["original_seeds"] == 1
     for variant in training_sets.VARIANTS:
         assert metadata[f"{variant}_FID_vs_{variant}"] >= 0 and f"{variant}_KID_vs_original" in metadata
+        assert metadata[f"{variant}_untrained_FID_vs_{variant}"] >= 0
         assert isinstance(metadata[f"{variant}_Loss_G"], float)
     written = json.loads((data_root / "ablation_report" / "report.json").read_text())
     assert written["variants"] == list(training_sets.VARIANTS)
-    assert "Table 5.2" in (data_root / "ablation_report" / "report.md").read_text()
+    cropped = written["table"]["cropped"]
+    losses = [row["Loss_G"] for row in cropped["per_seed"].values()]
+    assert cropped["best"]["Loss_G"] == pytest.approx(np.mean(losses)) and cropped["std"]["Loss_G"] == pytest.approx(np.std(losses, ddof=1))
+    markdown = (data_root / "ablation_report" / "report.md").read_text()
+    assert "Table 5.2" in markdown and "0.5139" in markdown and "not assessable: fewer than 2 seeds" in markdown
 
     # A new subset draw: dcgan[subset] was trained on the old one, so the report leaves it out.
     dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key="subset",
                    run_config={"ops": {"dcgan_training_set": {"config": {"subset_seed": 1}}}})
     again = _metadata(dg.materialize([assets.ablation_report], instance=instance, resources=resources,
                                      run_config=report_config), "ablation_report")
-    assert again["variants"] == "cropped, original" and again["left_out"].startswith("subset (trained on an older training set")
+    assert again["variants"] == "cropped, original" and again["left_out"].startswith("subset/seed0 (trained on an older")
     assert "subset_Loss_G" not in again
+
+
+def _key(variant: str, seed: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"variant": variant, "seed": seed})
 
 
 def test_report_fails_clearly_when_no_dcgan_was_trained(data_root):
     result = dg.materialize([assets.ablation_report], resources=_resources(data_root),
                             instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert "no DCGAN trained on the current training sets: cropped: not trained" in failure.description
+    assert "no DCGAN trained on the current training sets: materialize dcgan" in failure.description
 
 
 def test_detections_refuse_a_detector_whose_usability_check_failed_in_an_earlier_run(data_root):
@@ -200,4 +216,6 @@ def test_stage_contract():
     assert {"pinterest_detections", "fullbody_crops", "dcgan_training_set", "dcgan", "ablation_report"} <= keys
     assert assets.resources() == {}
     assert set(assets.DEMO_RUN_CONFIG["ops"]) <= keys
-    assert assets.dcgan.partitions_def.get_partition_keys() == ["cropped", "original", "subset"]
+    assert assets.dcgan_training_set.partitions_def.get_partition_keys() == ["cropped", "original", "subset"]
+    assert len(assets.dcgan.partitions_def.get_partition_keys()) == 9  # 3 variants x 3 seeds
+    assert [str(k) for k in assets.DEMO_DCGAN_PARTITIONS] == ["0|cropped", "0|original", "0|subset"]

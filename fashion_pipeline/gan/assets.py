@@ -24,6 +24,11 @@ from fashion_pipeline.gan import crops, settings, training_sets
 
 GROUP = "gan"
 variant_partitions = dg.StaticPartitionsDefinition(list(training_sets.VARIANTS))
+# Seeds as a backfill dimension: one run per variant cannot tell a real difference from seed noise.
+SEEDS = ["0", "1", "2"]
+dcgan_partitions = dg.MultiPartitionsDefinition(
+    {"variant": variant_partitions, "seed": dg.StaticPartitionsDefinition(SEEDS)})
+DEMO_DCGAN_PARTITIONS = [dg.MultiPartitionKey({"variant": v, "seed": "0"}) for v in training_sets.VARIANTS]
 TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -213,27 +218,33 @@ def _stats_metadata(row: dict, prefix: str = "") -> dict:
     return {f"{prefix}{name}": round(float(row[name]), 5) for name in settings.STAT_NAMES}
 
 
-@dg.asset(group_name=GROUP, partitions_def=variant_partitions, deps=[dcgan_training_set], pool="gpu",
-          kinds={"pytorch"}, code_version="2", retry_policy=TRAINING_RETRY,
-          check_specs=[lineage.partitioned_check("finite_losses", "dcgan", variant_partitions,
+@dg.asset(group_name=GROUP, partitions_def=dcgan_partitions, pool="gpu", kinds={"pytorch"}, code_version="3",
+          retry_policy=TRAINING_RETRY,
+          deps=[dg.AssetDep(dcgan_training_set,
+                            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="variant"))],
+          check_specs=[lineage.partitioned_check("finite_losses", "dcgan", dcgan_partitions,
                                                  "Every recorded epoch has finite losses.")])
 def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: DataRoot,
           compute: ComputeDevice) -> dg.MaterializeResult:
-    """The thesis's DCGAN trained on one variant; checkpoints every epoch and resumes after an interruption.
+    """The thesis's DCGAN trained on one variant with one seed; checkpoints every epoch and resumes after an
+    interruption. Seed k trains with ``seed + k`` (seed 0 keeps the thesis's 999).
 
     Never trains by itself: when its training set changes it turns stale; launch it (or a backfill) from the UI.
     """
     from fashion_pipeline.gan import dcgan as gan_model, report
 
-    variant = context.partition_key
+    keys = context.partition_key.keys_by_dimension
+    variant, seed = keys["variant"], keys["seed"]
     training_set = lineage.require_latest(context.instance, "dcgan_training_set", variant)
     lineage.require_checks_passed(context.instance, "dcgan_training_set", ("valid_training_set",), variant)
     images = np.load(training_set.path(data_root.path, "path"), allow_pickle=False)
-    out_dir = data_root.asset_dir("dcgan", variant)
+    out_dir = report.run_dir(data_root.path, variant, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if not config.resume:
         (out_dir / settings.CHECKPOINT_NAME).unlink(missing_ok=True)
     fields = {f.name for f in dataclasses.fields(settings.TrainConfig)}
     train_config = settings.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
+    train_config.seed = config.seed + int(seed)
     train_config.device = config.device or str(compute.torch_device())
     # The resume key holds the images' content fingerprint: new data never continues an old checkpoint.
     result = gan_model.train(images, out_dir, train_config, log=context.log.info)
@@ -249,6 +260,8 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
     return dg.MaterializeResult(
         metadata={
             "variant": variant,
+            "seed": seed,
+            "torch_seed": train_config.seed,
             **_stats_metadata(best),
             **_stats_metadata(final, prefix="final_"),
             "best_epoch": int(best["epoch"]),
@@ -268,7 +281,7 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
         },
         data_version=_file_version(generator_path),
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
-                                           metadata={"variant": variant, "epochs": len(result.history)})],
+                                           metadata={"variant": variant, "seed": seed, "epochs": len(result.history)})],
     )
 
 
@@ -282,21 +295,26 @@ class ReportConfig(dg.Config):
     kid_subset_size: int = 1000  # capped at half of each set, so subsets differ
 
 
-def current_variants(instance: dg.DagsterInstance) -> tuple[list[str], dict[str, str]]:
-    """(variants trained on their current training set with finite losses, variant -> why another is left out)."""
-    current, left_out = [], {}
+def current_runs(instance: dg.DagsterInstance) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(variant -> seeds trained on the variant's current training set with finite losses,
+    'variant/seed' -> why another run is left out)."""
+    runs: dict[str, list[str]] = {}
+    left_out: dict[str, str] = {}
+    materialized = lineage.materialized_partitions(instance, "dcgan")
     for variant in training_sets.VARIANTS:
-        trained = lineage.latest(instance, "dcgan", variant)
         training_set = lineage.latest(instance, "dcgan_training_set", variant)
-        if trained is None:
-            left_out[variant] = "not trained"
-        elif training_set is None or trained.get("training_set_version") != training_set.data_version:
-            left_out[variant] = "trained on an older training set: rematerialize dcgan for it"
-        elif lineage.failed_checks(instance, "dcgan", ("finite_losses",), variant):
-            left_out[variant] = "its finite_losses check failed"
-        else:
-            current.append(variant)
-    return current, left_out
+        for seed in SEEDS:
+            key = str(dg.MultiPartitionKey({"variant": variant, "seed": seed}))
+            if key not in materialized:
+                continue
+            trained = lineage.require_latest(instance, "dcgan", key)
+            if training_set is None or trained.get("training_set_version") != training_set.data_version:
+                left_out[f"{variant}/seed{seed}"] = "trained on an older training set: rematerialize it"
+            elif lineage.failed_checks(instance, "dcgan", ("finite_losses",), key):
+                left_out[f"{variant}/seed{seed}"] = "its finite_losses check failed"
+            else:
+                runs.setdefault(variant, []).append(seed)
+    return runs, left_out
 
 
 @dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="2",
@@ -307,36 +325,39 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     and the fakes side by side."""
     from fashion_pipeline.gan import quality, report
 
-    variants, left_out = current_variants(context.instance)
-    for variant, why in left_out.items():
-        context.log.warning(f"dcgan[{variant}] left out of the report: {why}")
-    if not variants:
-        raise lineage.input_failure("no DCGAN trained on the current training sets: " +
-                         "; ".join(f"{v}: {why}" for v, why in left_out.items()))
+    runs, left_out = current_runs(context.instance)
+    for run, why in left_out.items():
+        context.log.warning(f"dcgan {run} left out of the report: {why}")
+    if not runs:
+        raise lineage.input_failure("no DCGAN trained on the current training sets: materialize dcgan (a backfill of "
+                                    "its variant x seed partitions)" + "".join(f"; {r}: {w}" for r, w in left_out.items()))
     best = lineage.latest(context.instance, "best_detector")
     checkpoint = best.path(data_root.path, "checkpoint") if best else None
     space = quality.make_feature_space(config.inception_weights_path, checkpoint, compute.torch_device())
     report_settings = report.ReportSettings(n_samples=config.n_samples, max_reals=config.max_reals,
                                             kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size)
-    built = report.build_report(data_root.path, space, report_settings, variants=variants)
+    built = report.build_report(data_root.path, space, report_settings, runs=runs)
     out_dir = data_root.path / "ablation_report"
     metadata = {
         "variants": ", ".join(built["variants"]),
+        "runs": ", ".join(f"{v}/seed{s}" for v, seeds in runs.items() for s in seeds),
         "left_out": ", ".join(f"{v} ({why})" for v, why in left_out.items()) or "none",
         "feature_space": built["feature_space"],
         "report": _md(report.report_markdown(built, render.png_markdown(built["picture"], alt="fakes"))),
         "path": dg.MetadataValue.path(lineage.relative(out_dir / "report.md", data_root.path)),
     }
-    for variant, summary in built["table"].items():
+    for variant, summary in built["table"].items():  # means over the seeds: the UI plots them across reports
         metadata.update({f"{variant}_{k}": round(float(summary["best"][k]), 5) for k in ("Loss_G", "Loss_D", "D_x")})
-    for variant, generator, reference, values in report.distance_rows(built["quality"]):
-        prefix = f"{variant}_" + ("" if generator == "trained" else "untrained_")
-        metadata[f"{prefix}FID_vs_{reference}"] = round(values["FID"], 4)
-        metadata[f"{prefix}KID_vs_{reference}"] = round(values["KID"], 6)
-    for variant, entries in built["quality"].items():
-        metadata[f"{variant}_untrained_over_trained_FID"] = round(entries["untrained_over_trained"]["FID"], 3)
-        metadata[f"{variant}_fakes"] = entries["plan"]["n_fake"]
-        metadata[f"{variant}_reals"] = entries["plan"]["n_real"]
+        metadata[f"{variant}_seeds"] = len(summary["seeds"])
+    for name in {n for by_seed in built["quality"].values() for entries in by_seed.values() for n in entries}:
+        if name.startswith(("vs_", "untrained_vs_")):
+            prefix = "" if name.startswith("vs_") else "untrained_"
+            reference = name.split("vs_", 1)[1]
+            for metric in ("FID", "KID"):
+                for variant, (mean, _, _) in report.variant_means(built["quality"], name, metric).items():
+                    metadata[f"{variant}_{prefix}{metric}_vs_{reference}"] = round(mean, 6)
+    for variant, (mean, _, _) in report.variant_means(built["quality"], "untrained_over_trained", "FID").items():
+        metadata[f"{variant}_untrained_over_trained_FID"] = round(mean, 3)
     return dg.MaterializeResult(metadata=metadata, data_version=_file_version(out_dir / "report.json"))
 
 

@@ -21,9 +21,10 @@ from fashion_pipeline.common import atomic, render
 from fashion_pipeline.gan import dcgan, quality
 from fashion_pipeline.gan.training_sets import VARIANTS
 
-# Thesis, section 5.2 (best epoch, 200 epochs); "original" is from the per-experiment tables.
+# Thesis, Table 5.2 (best epoch, 200 epochs); "original" is from the per-experiment tables. The thesis
+# quotes cropped's Loss_D as 0.5132 in its per-experiment table and 0.5139 in Table 5.2: Table 5.2's here.
 THESIS_TABLE = {
-    "cropped": {"Loss_G": 2.0062, "Loss_D": 0.5132, "D_x": 0.6736},
+    "cropped": {"Loss_G": 2.0062, "Loss_D": 0.5139, "D_x": 0.6736},
     "original": {"Loss_G": 2.2091, "Loss_D": 0.5668, "D_x": 0.6509},
     "subset": {"Loss_G": 2.7983, "Loss_D": 0.6572, "D_x": 0.6469},
 }
@@ -39,8 +40,26 @@ class ReportSettings:
     seed: int = 0
 
 
-def trained_variants(data_root: Path) -> list[str]:
-    return [v for v in VARIANTS if (data_root / "dcgan" / v / dcgan.HISTORY_NAME).exists()]
+def run_dir(data_root: Path, variant: str, seed: str) -> Path:
+    """Where ``dcgan[variant, seed]`` writes: ``dcgan/<variant>/seed<seed>/``."""
+    return Path(data_root) / "dcgan" / variant / f"seed{seed}"
+
+
+def trained_runs(data_root: Path) -> dict[str, list[str]]:
+    """variant -> seeds with a history on disk (CLI use; the asset passes Dagster's record instead)."""
+    runs = {}
+    for variant in VARIANTS:
+        seeds = sorted(p.parent.name.removeprefix("seed") for p in (Path(data_root) / "dcgan" / variant).glob(
+            f"seed*/{dcgan.HISTORY_NAME}"))
+        if seeds:
+            runs[variant] = seeds
+    return runs
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 with one value: no spread can be measured from one seed)."""
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
 def best_and_final(history: dict) -> tuple[dict, dict]:
@@ -48,11 +67,29 @@ def best_and_final(history: dict) -> tuple[dict, dict]:
     return epochs[dcgan.best_epoch_index(epochs)], epochs[-1]
 
 
+def summarize_variant(histories: dict[str, dict]) -> dict:
+    """One variant over its seeds: the best epoch of each seed, then mean and std of each statistic."""
+    per_seed = {seed: best_and_final(history)[0] for seed, history in histories.items()}
+    best, std = {}, {}
+    for key in dcgan.STAT_NAMES:
+        best[key], std[key] = mean_and_std([row[key] for row in per_seed.values()])
+    best["epoch"] = "/".join(str(row["epoch"]) for row in per_seed.values())
+    epochs = "/".join(str(len(h["epochs"])) for h in histories.values())
+    return {"seeds": list(histories), "per_seed": per_seed, "best": best, "std": std, "epochs": epochs}
+
+
+def _with_spread(summary: dict, key: str) -> str:
+    if len(summary["seeds"]) < 2:
+        return f"{summary['best'][key]:.4f}"
+    return f"{summary['best'][key]:.4f} ± {summary['std'][key]:.4f}"
+
+
 def table_markdown(summaries: dict[str, dict]) -> str:
-    """Table 5.2: metrics at the best epoch per variant, with the thesis's values beside ours."""
+    """Table 5.2: metrics at the best epoch per variant (mean ± std over seeds), the thesis's values beside ours."""
     variants = list(summaries)
-    headers = ["Metric"] + [f"{v} (ours)" for v in variants] + [f"{v} (thesis)" for v in variants]
-    rows = [[label] + [summaries[v]["best"][key] for v in variants] + [THESIS_TABLE[v][key] for v in variants]
+    headers = ["Metric"] + [f"{v} (ours, {len(summaries[v]['seeds'])} seed(s))" for v in variants] + \
+        [f"{v} (thesis)" for v in variants]
+    rows = [[label] + [_with_spread(summaries[v], key) for v in variants] + [f"{THESIS_TABLE[v][key]:.4f}" for v in variants]
             for key, label in TABLE_METRICS]
     rows.append(["best epoch / trained"] + [f"{summaries[v]['best']['epoch']} / {summaries[v]['epochs']}"
                                             for v in variants] + ["? / 200"] * len(variants))
@@ -84,10 +121,11 @@ def _distances(fakes: np.ndarray, reals: np.ndarray, settings: ReportSettings) -
             "n_fake": len(fakes), "n_real": len(reals)}
 
 
-def quality_scores(data_root: Path, variants: list[str], space: quality.FeatureSpace,
+def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.FeatureSpace,
                    settings: ReportSettings) -> dict[str, dict]:
-    """FID/KID of each variant's fakes against its own training set and against ``original``, and of an
-    untrained generator of the same architecture against its own training set (the baseline)."""
+    """Per variant and seed: FID/KID of the fakes against the variant's own training set and against
+    ``original`` (the common reference), and of an untrained generator of the same architecture against
+    its own training set (the baseline). Returns {variant: {seed: entries}}."""
     feature_cache: dict[str, np.ndarray] = {}
 
     def real_features(variant: str) -> Optional[np.ndarray]:
@@ -97,51 +135,84 @@ def quality_scores(data_root: Path, variants: list[str], space: quality.FeatureS
             feature_cache[variant] = space.features(np.asarray(reals))
         return feature_cache.get(variant)
 
-    scores = {}
-    for variant in variants:
+    scores: dict[str, dict] = {}
+    for variant, seeds in runs.items():
         own = real_features(variant)
         plan = quality.sample_plan(len(own), own.shape[1], settings.n_samples, settings.max_reals)
-        generator_path = data_root / "dcgan" / variant / dcgan.GENERATOR_NAME
-        generator = dcgan.load_generator(generator_path, space.device)
-        fakes = space.features(dcgan.sample(generator, plan.n_fake, settings.seed, device=space.device))
-        scores[variant] = {"plan": {"n_fake": plan.n_fake, "n_real": plan.n_real, "dim": plan.dim,
-                                    "fid_reliable": plan.fid_reliable, "note": plan.note()}}
-        for reference in dict.fromkeys([variant, "original"]):
-            reals = real_features(reference)
-            if reals is not None:
-                scores[variant][f"vs_{reference}"] = _distances(fakes, reals, settings)
-        untrained = space.features(dcgan.sample(untrained_like(generator_path, space.device, settings.seed),
-                                                plan.n_fake, settings.seed, device=space.device))
-        baseline = _distances(untrained, own, settings)
-        scores[variant]["untrained_vs_" + variant] = baseline
-        trained = scores[variant][f"vs_{variant}"]
-        scores[variant]["untrained_over_trained"] = {"FID": baseline["FID"] / max(trained["FID"], 1e-12),
-                                                     "KID": baseline["KID"] / max(trained["KID"], 1e-12)}
+        scores[variant] = {}
+        for seed in seeds:
+            generator_path = run_dir(data_root, variant, seed) / dcgan.GENERATOR_NAME
+            generator = dcgan.load_generator(generator_path, space.device)
+            fakes = space.features(dcgan.sample(generator, plan.n_fake, settings.seed, device=space.device))
+            entries = {"plan": {"n_fake": plan.n_fake, "n_real": plan.n_real, "dim": plan.dim,
+                                "fid_reliable": plan.fid_reliable, "note": plan.note()}}
+            for reference in dict.fromkeys([variant, "original"]):
+                reals = real_features(reference)
+                if reals is not None:
+                    entries[f"vs_{reference}"] = _distances(fakes, reals, settings)
+            untrained = space.features(dcgan.sample(untrained_like(generator_path, space.device, settings.seed),
+                                                    plan.n_fake, settings.seed, device=space.device))
+            baseline = _distances(untrained, own, settings)
+            entries["untrained_vs_" + variant] = baseline
+            trained = entries[f"vs_{variant}"]
+            entries["untrained_over_trained"] = {"FID": baseline["FID"] / max(trained["FID"], 1e-12),
+                                                 "KID": baseline["KID"] / max(trained["KID"], 1e-12)}
+            scores[variant][seed] = entries
     return scores
 
 
+def variant_means(scores: dict[str, dict], name: str, metric: str) -> dict[str, tuple[float, float, int]]:
+    """variant -> (mean, std, seeds) of one distance (e.g. 'vs_original', 'KID') over the variant's seeds."""
+    out = {}
+    for variant, by_seed in scores.items():
+        values = [entries[name][metric] for entries in by_seed.values() if name in entries]
+        if values:
+            out[variant] = (*mean_and_std(values), len(values))
+    return out
+
+
+def differences_markdown(scores: dict[str, dict], metric: str = "KID") -> str:
+    """Does each difference between variants exceed the seed-to-seed spread? Compared on the common
+    reference (fakes vs ``original``), with the rule |mean_a - mean_b| > std_a + std_b."""
+    means = variant_means(scores, "vs_original", metric)
+    rows = []
+    variants = list(means)
+    for i, a in enumerate(variants):
+        for b in variants[i + 1:]:
+            (mean_a, std_a, n_a), (mean_b, std_b, n_b) = means[a], means[b]
+            if min(n_a, n_b) < 2:
+                verdict = "not assessable: fewer than 2 seeds"
+            else:
+                verdict = "yes" if abs(mean_a - mean_b) > std_a + std_b else "no: within the seed-to-seed spread"
+            rows.append([f"{a} vs {b}", f"{mean_a - mean_b:+.5f}", f"{std_a:.5f} + {std_b:.5f}", verdict])
+    return render.markdown_table([f"{metric} vs original", "difference of means", "seed spread (std a + std b)",
+                                  "exceeds the spread?"], rows)
+
+
 def distance_rows(scores: dict[str, dict]):
-    """(variant, generator, compared with, values) for every FID/KID pair computed."""
-    for variant, entries in scores.items():
-        for name, values in entries.items():
-            if name.startswith("vs_"):
-                yield variant, "trained", name.removeprefix("vs_"), values
-            elif name.startswith("untrained_vs_"):
-                yield variant, "untrained (same architecture)", name.removeprefix("untrained_vs_"), values
+    """(variant, seed, generator, compared with, values) for every FID/KID pair computed."""
+    for variant, by_seed in scores.items():
+        for seed, entries in by_seed.items():
+            for name, values in entries.items():
+                if name.startswith("vs_"):
+                    yield variant, seed, "trained", name.removeprefix("vs_"), values
+                elif name.startswith("untrained_vs_"):
+                    yield variant, seed, "untrained (same architecture)", name.removeprefix("untrained_vs_"), values
 
 
 def quality_markdown(scores: dict[str, dict]) -> str:
-    rows = [[variant, generator, reference, values["FID"], f"{values['KID']:.4f} ± {values['KID_std']:.4f}",
+    rows = [[variant, seed, generator, reference, values["FID"], f"{values['KID']:.4f} ± {values['KID_std']:.4f}",
              f"{values['n_fake']} / {values['n_real']} (KID subsets of {values['kid_subset_size']})"]
-            for variant, generator, reference, values in distance_rows(scores)]
-    table = render.markdown_table(["DCGAN trained on", "generator", "compared with", "FID ↓", "KID ↓ (± spread over subsets)",
-                                   "fakes / reals"], rows)
-    ratios = [[variant, entries["untrained_over_trained"]["FID"], entries["untrained_over_trained"]["KID"]]
-              for variant, entries in scores.items() if "untrained_over_trained" in entries]
-    notes = [f"- **{variant}**: {entries['plan']['note']}" for variant, entries in scores.items() if "plan" in entries]
+            for variant, seed, generator, reference, values in distance_rows(scores)]
+    table = render.markdown_table(["DCGAN trained on", "seed", "generator", "compared with", "FID ↓",
+                                   "KID ↓ (± spread over subsets)", "fakes / reals"], rows)
+    ratios = [[variant, seed, entries["untrained_over_trained"]["FID"], entries["untrained_over_trained"]["KID"]]
+              for variant, by_seed in scores.items() for seed, entries in by_seed.items()]
+    notes = [f"- **{variant}**: {next(iter(by_seed.values()))['plan']['note']}" for variant, by_seed in scores.items()]
     return "\n".join([table, "", "Untrained / trained, on the variant's own training set (higher: the training "
-                       "learned more):", "", render.markdown_table(["variant", "FID ratio", "KID ratio"], ratios), "",
-                       "Sample sizes:", "", *notes])
+                       "learned more):", "", render.markdown_table(["variant", "seed", "FID ratio", "KID ratio"], ratios),
+                       "", "Do the variants differ by more than the seed-to-seed spread?", "", differences_markdown(scores),
+                       "", "Sample sizes:", "", *notes])
 
 
 def side_by_side(grids: dict[str, np.ndarray], cell: int = 64) -> Image.Image:
@@ -160,27 +231,27 @@ def side_by_side(grids: dict[str, np.ndarray], cell: int = 64) -> Image.Image:
 
 
 def build_report(data_root: str | Path, space: Optional[quality.FeatureSpace],
-                 settings: ReportSettings = ReportSettings(), variants: Optional[list[str]] = None) -> dict:
+                 settings: ReportSettings = ReportSettings(), runs: Optional[dict[str, list[str]]] = None) -> dict:
     """Compute and write the report; returns what ``report.json`` holds (plus the side-by-side image).
 
-    ``variants``: which trained DCGANs to report (the asset passes those trained on the current
-    training sets); by default every variant with a history on disk (CLI use).
+    ``runs``: variant -> the seeds to report (the asset passes those trained on the current training
+    sets); by default every run with a history on disk (CLI use).
     """
     data_root = Path(data_root)
-    variants = trained_variants(data_root) if variants is None else variants
-    if not variants:
+    runs = trained_runs(data_root) if runs is None else {v: list(s) for v, s in runs.items() if s}
+    if not runs:
         raise FileNotFoundError(f"no trained DCGAN under {data_root / 'dcgan'}: materialize dcgan first")
-    summaries = {}
-    for variant in variants:
-        history = json.loads((data_root / "dcgan" / variant / dcgan.HISTORY_NAME).read_text())
-        best, final = best_and_final(history)
-        summaries[variant] = {"best": best, "final": final, "epochs": len(history["epochs"])}
-    scores = quality_scores(data_root, variants, space, settings) if space is not None else {}
-    grids = {v: np.load(data_root / "dcgan" / v / "fixed_noise_fakes.npy") for v in variants}
+    summaries = {variant: summarize_variant({seed: json.loads((run_dir(data_root, variant, seed) / dcgan.HISTORY_NAME)
+                                                              .read_text()) for seed in seeds})
+                 for variant, seeds in runs.items()}
+    scores = quality_scores(data_root, runs, space, settings) if space is not None else {}
+    # the first seed's fixed-noise fakes per variant
+    grids = {v: np.load(run_dir(data_root, v, seeds[0]) / "fixed_noise_fakes.npy") for v, seeds in runs.items()}
     picture = side_by_side(grids)
     out_dir = data_root / "ablation_report"
     atomic.write_bytes(out_dir / "fakes_side_by_side.png", render.png_bytes(picture))
-    report = {"variants": variants, "table": summaries, "quality": scores,
+    variants = list(runs)
+    report = {"variants": variants, "runs": runs, "table": summaries, "quality": scores,
               "feature_space": space.name if space else None,
               "feature_space_description": space.description if space else None}
     atomic.write_json(out_dir / "report.json", report, indent=2)
@@ -193,12 +264,14 @@ def report_markdown(report: dict, picture_markdown: str) -> str:
     parts = ["# DCGAN ablation: cropped vs original vs subset", "",
              "## Table 5.2: losses and D(x) at the best epoch", "",
              "Best epoch: closest to the equilibrium D(x) = D(G(z)) = 0.5 (see `fashion_pipeline.gan.dcgan."
-             "best_epoch_index`). The thesis's values come from 200 epochs on the full Pinterest scrape.", "",
+             "best_epoch_index`), per seed; ours are the per-epoch means at that epoch, as mean ± std over the "
+             "seeds trained. The thesis's values come from 200 epochs on the full Pinterest scrape, printed by "
+             "the PyTorch DCGAN tutorial's loop (single batches), so they are not like for like with epoch means.", "",
              table_markdown(report["table"]), ""]
     if report["quality"]:
         parts += ["## Sample quality", "", f"Feature space: **{report['feature_space']}**: "
                   f"{report['feature_space_description']}.", "", quality_markdown(report["quality"]), ""]
-    parts += ["## Fakes from the fixed noise vector, side by side", "", picture_markdown, ""]
+    parts += ["## Fakes from the fixed noise vector (first seed of each variant), side by side", "", picture_markdown, ""]
     return "\n".join(parts)
 
 
