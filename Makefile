@@ -6,13 +6,18 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps demo test dev bench clean
+.PHONY: install system-deps demo test dev bench gpu-check clean
 
 # Debian's Chromium and its chromedriver: the scraper drives them; nothing is downloaded at run time.
 system-deps:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+# Debian's PostgreSQL server: the Postgres-instance test starts its own on loopback (deploy/dagster-postgres.yaml).
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql; \
 	fi
 
 # The stamp makes `install` idempotent; it is remade when pyproject.toml changes.
@@ -37,6 +42,11 @@ dev: install
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) -m bench.run_all
+
+# The gpu-marked tests and the GPU benchmarks; says so and exits 0 without CUDA. Needs only torch,
+# torchvision, numpy, PIL and pytest (no install, no dagster): `make gpu-check PYTHON=python3` on a bare GPU box.
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_check
 
 clean:
 	rm -rf data storage history logs schedules compute_logs .logs_queue .nux .telemetry

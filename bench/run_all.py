@@ -25,6 +25,7 @@ BENCHMARKS = [
     "detector_throughput",
     "dcgan_throughput",
     "definitions_load",
+    "garment_masks",
 ]
 
 HEADER = """# Benchmarks
@@ -34,12 +35,12 @@ into `bench/results/<name>.md` and collected here by `python -m bench.run_all --
 Every benchmark runs our implementation side by side with a reference in the same run and
 reports the ratio. Timings are not asserted in tests.
 
-Measured on 2026-11-22 (edit this date in `bench/run_all.py` when re-measuring). Device for every
-figure below unless a section says otherwise: the project's development
+Measured on 2026-11-22 to 2026-11-24 (edit these dates in `bench/run_all.py` when re-measuring).
+Device for every figure below unless a section says otherwise: the project's development
 machine, {machine}, 2 CPU cores, no GPU. The machine was shared with other jobs while some of
-these ran; sections give the load where it mattered. No GPU was lent to the session that
-measured them, so no GPU figures are recorded yet: the GPU paths of the detector and DCGAN
-benchmarks (`--device cuda`) are there to be run on one.
+these ran; sections give the load where it mattered. GPU figures come from `make gpu-check` on
+a lent NVIDIA H100 80GB HBM3 (torch 2.11.0+cu130, the machine's own build) on 2026-11-24; its
+full output is in `bench/results/gpu_check/`.
 """
 
 

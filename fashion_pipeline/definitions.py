@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from fashion_pipeline.common import deployment
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.dedup import assets as dedup_assets
 from fashion_pipeline.deepfashion import assets as deepfashion_assets
 from fashion_pipeline.detector import assets as detector_assets
 from fashion_pipeline.gan import assets as gan_assets
+from fashion_pipeline.garments import assets as garment_assets
 from fashion_pipeline.pinterest import assets as pinterest_assets
 
 # Pipeline order.
-STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets]
+STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets, garment_assets]
 
 
 def _stage_modules():
@@ -31,7 +33,10 @@ def build_defs() -> dg.Definitions:
     resources: dict = {"data_root": DataRoot(), "compute": ComputeDevice()}
     for module in STAGES:
         resources.update(module.resources())
-    return dg.Definitions.merge(*(module.defs for module in STAGES), dg.Definitions(resources=resources))
+    # Local or Kubernetes is configuration only: FASHION_PIPELINE_DEPLOYMENT picks the executor (docs/deploy.md).
+    gpu_ops = deployment.gpu_pool_ops(asset for module in STAGES for asset in module.defs.assets or [])
+    return dg.Definitions.merge(*(module.defs for module in STAGES),
+                                dg.Definitions(resources=resources, executor=deployment.executor(gpu_ops)))
 
 
 defs = build_defs()

@@ -32,6 +32,10 @@ CHAIN: list[tuple[str, object]] = [
     ("dcgan_training_set", "all"),
     ("dcgan", ("fashion_pipeline.gan.assets", "DEMO_DCGAN_PARTITIONS")),  # seed 0 of each variant
     ("ablation_report", None),
+    ("garment_masks", None),
+    ("pattern_patches", "all"),
+    ("pattern_dcgan", "all"),
+    ("restyled_garments", None),
 ]
 
 

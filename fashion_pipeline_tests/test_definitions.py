@@ -14,6 +14,10 @@ EXPECTED_ASSETS = {
     "dcgan_training_set",
     "dcgan",
     "ablation_report",
+    "garment_masks",
+    "pattern_patches",
+    "pattern_dcgan",
+    "restyled_garments",
 }
 
 

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,3 +194,123 @@ def test_best_detector_rule_and_ties(tmp_path):
 def test_best_detector_fails_clearly_without_candidates(tmp_path):
     with pytest.raises(NoTrainedDetector, match="materialize at least one fashion_detector partition"):
         pick_best(read_candidates(tmp_path), f" under {tmp_path}")
+
+
+def _tiny_training_objects():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1),
+                                torch.nn.GroupNorm(2, 2))
+    solver = engine.SolverConfig(weight_decay=1e-4, weight_decay_norm=0.0)
+    optimizer, scheduler = engine.build_optimizer(model, solver)
+    return model, optimizer, scheduler, torch.amp.GradScaler("cpu", enabled=False)
+
+
+def test_rng_states_come_back_as_cpu_byte_tensors_whatever_the_device_map(tmp_path):
+    model, optimizer, scheduler, scaler = _tiny_training_objects()
+    torch.manual_seed(7)
+    states = engine.rng_states()
+    states["cuda"] = [torch.get_rng_state().numpy(), torch.get_rng_state().numpy()]  # stand-ins for two GPUs' states
+    expected_next = torch.rand(4)
+    path = tmp_path / engine.CHECKPOINT_NAME
+    engine.save_checkpoint(path, model, optimizer, scheduler, scaler, engine.TrainState(iteration=3), {},
+                           rng_per_rank=[states])
+
+    # "meta" stands in for a CUDA map on this CPU machine: every tensor in the file follows the map ...
+    checkpoint = engine.read_checkpoint(path, map_location={"cpu": "meta"})
+    assert checkpoint["model"]["0.weight"].device.type == "meta"
+    # ... and the RNG states, through the loader's own code path, are CPU ByteTensors all the same.
+    restored = engine.checkpoint_rng_states(checkpoint, rank=0)
+    for state in [restored["torch"], *restored["cuda"]]:
+        assert isinstance(state, torch.Tensor) and state.device.type == "cpu" and state.dtype == torch.uint8
+    assert torch.equal(restored["torch"], torch.from_numpy(states["torch"]))
+    torch.manual_seed(0)
+    engine.set_rng_states(restored)
+    assert torch.equal(torch.rand(4), expected_next)
+    # A checkpoint of the old layout (tensors) is read too.
+    assert engine.cpu_byte_tensor(torch.get_rng_state()).dtype == torch.uint8
+
+
+def test_norm_parameters_get_their_own_weight_decay():
+    model, optimizer, _, _ = _tiny_training_objects()
+    decays = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert len(decays) == len(list(model.parameters()))
+    for norm in (model[1], model[3]):
+        assert decays[id(norm.weight)] == 0.0 and decays[id(norm.bias)] == 0.0
+    assert decays[id(model[0].weight)] == 1e-4 and decays[id(model[2].bias)] == 1e-4
+
+
+def test_linear_lr_scaling_follows_the_global_batch():
+    solver = engine.SolverConfig(base_lr=0.0025, batch_size=2, reference_batch_size=2)
+    assert engine.effective_base_lr(solver, world_size=8) == 0.0025  # off by default
+    scaled = engine.SolverConfig(base_lr=0.0025, batch_size=2, reference_batch_size=2, scale_lr=True)
+    assert engine.effective_base_lr(scaled, world_size=8) == pytest.approx(0.02)  # Detectron2's 0.02 for 16 images
+    model = torch.nn.Linear(2, 2)
+    optimizer, _ = engine.build_optimizer(model, scaled, world_size=4)
+    assert optimizer.param_groups[0]["initial_lr"] == pytest.approx(0.01)
+
+
+def test_a_resume_with_another_world_size_is_refused(tmp_path):
+    from fashion_pipeline.detector.train import resumable_iteration, training_signature
+
+    spec, solver = DetectorSpec(backbone="resnet18"), engine.SolverConfig()
+    saved = training_signature(spec, solver, "abc", world_size=2)
+    path = tmp_path / engine.CHECKPOINT_NAME
+    torch.save({"signature": saved, "world_size": 2, "state": {"iteration": 40}}, path)
+    logged = []
+    assert resumable_iteration(path, training_signature(spec, solver, "abc", world_size=2), logged.append) == 40
+    with pytest.raises(engine.ResumeRefused, match="trained with world size 2 .*this run has world size 1.*--nproc-per-node=2"):
+        resumable_iteration(path, training_signature(spec, solver, "abc", world_size=1), logged.append)
+    other = engine.SolverConfig(base_lr=0.01)  # other settings too: a plain restart, as before
+    assert resumable_iteration(path, training_signature(spec, other, "abc", world_size=1), logged.append) == 0
+
+    model, optimizer, scheduler, scaler = _tiny_training_objects()
+    engine.save_checkpoint(path, model, optimizer, scheduler, scaler, engine.TrainState(iteration=5),
+                           {"model_spec": {"x": 1}}, world_size=2)
+    with pytest.raises(engine.ResumeRefused, match="world size 2"):
+        engine.load_checkpoint(path, model, optimizer, scheduler, scaler, {"x": 1}, rank=0, world_size=1)
+
+
+def test_eval_sample_is_seeded_and_spread_not_the_first_ids():
+    from fashion_pipeline.detector.data import sample_images
+
+    images = [{"id": index} for index in range(1000, 0, -1)]
+    first = [image["id"] for image in sample_images(images, 50, seed=0)]
+    assert first == sorted(first) and len(set(first)) == 50
+    assert first == [image["id"] for image in sample_images(images, 50, seed=0)]
+    assert first != [image["id"] for image in sample_images(images, 50, seed=1)]
+    assert max(first) > 500  # the first 50 ids would all be <= 50
+    assert len(sample_images(images, 0)) == 1000 and len(sample_images(images, 5000)) == 1000
+
+
+def test_detections_come_to_the_host_in_one_copy_and_split_per_image():
+    from fashion_pipeline.detector.evaluate import outputs_to_host, to_coco_detections
+
+    outputs = [{"boxes": torch.tensor([[0., 1., 4., 5.], [2., 2., 3., 3.]]), "scores": torch.tensor([.9, .5]),
+                "labels": torch.tensor([3, 1])},
+               {"boxes": torch.zeros((0, 4)), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)},
+               {"boxes": torch.tensor([[1., 1., 2., 4.]]), "scores": torch.tensor([.7]), "labels": torch.tensor([2])}]
+    host = outputs_to_host(outputs)
+    assert [len(part["scores"]) for part in host] == [2, 0, 1]
+    assert host[0]["labels"].tolist() == [3, 1] and host[2]["labels"].dtype == np.int64
+    assert to_coco_detections(7, host[2]) == [{"image_id": 7, "category_id": 2, "bbox": [1.0, 1.0, 1.0, 3.0],
+                                               "score": pytest.approx(0.7)}]
+    assert outputs_to_host([]) == []
+
+
+def test_inference_shrinks_on_the_host_and_maps_boxes_back():
+    from PIL import Image
+
+    from fashion_pipeline.detector.inference import host_input
+
+    tensor, (scale_x, scale_y) = host_input(Image.new("RGB", (1200, 900)), min_size=300, max_size=512)
+    assert tuple(tensor.shape) == (3, 300, 400) and tensor.dtype == torch.uint8
+    assert (scale_x, scale_y) == (3.0, 3.0)
+    tensor, scales = host_input(Image.new("RGB", (2000, 500)), min_size=300, max_size=512)
+    assert tuple(tensor.shape) == (3, 128, 512) and scales == (2000 / 512, 500 / 128)  # the long side caps it
+    tensor, scales = host_input(Image.new("RGB", (80, 96)), min_size=300, max_size=512)
+    assert tuple(tensor.shape) == (3, 96, 80) and scales == (1.0, 1.0)  # enlarging is left to the network
+
+
+def test_fault_injection_poisons_one_rank_at_one_iteration():
+    fault = engine.FaultInjection(nan_at_iter=3, rank=1)
+    assert fault.poisons(3, 1) and not fault.poisons(3, 0) and not fault.poisons(2, 1)
+    assert not engine.FaultInjection().poisons(1, 0)

@@ -92,7 +92,8 @@ def data_root(tmp_path, monkeypatch):
 
 
 def _resources(root):
-    return {"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu")}
+    return {"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu"),
+            "pipes_subprocess_client": dg.PipesSubprocessClient()}
 
 
 def _metadata(result, node):
@@ -214,7 +215,7 @@ def test_detections_refuse_a_detector_whose_usability_check_failed_in_an_earlier
 def test_stage_contract():
     keys = {definition.key.to_user_string() for definition in assets.defs.assets}
     assert {"pinterest_detections", "fullbody_crops", "dcgan_training_set", "dcgan", "ablation_report"} <= keys
-    assert assets.resources() == {}
+    assert set(assets.resources()) == {"pipes_subprocess_client"}  # dcgan trains in a child process
     assert set(assets.DEMO_RUN_CONFIG["ops"]) <= keys
     assert assets.dcgan_training_set.partitions_def.get_partition_keys() == ["cropped", "original", "subset"]
     assert len(assets.dcgan.partitions_def.get_partition_keys()) == 9  # 3 variants x 3 seeds

@@ -1,6 +1,8 @@
 """Unit tests of the GAN stage's plain modules: cropping policy, subsets, resizing, distances, DCGAN resume."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -186,6 +188,85 @@ def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
     dcgan.train(_tiny_images(), tmp_path, config, log=lambda m: None)
     other = dcgan.train(_tiny_images(24), tmp_path, config, log=lambda m: None)
     assert other.start_epoch == 0 and other.epochs_run == 1
+
+
+def test_checkpoint_rng_states_come_back_as_cpu_bytes_through_a_device_map(tmp_path):
+    """On CUDA the checkpoint is read with a device map; the RNG states must still be CPU byte tensors,
+    the only kind ``torch.set_rng_state`` and ``Generator.set_state`` accept."""
+    config = dcgan.TrainConfig(epochs=1, batch_size=16, ngf=4, ndf=4)
+    dcgan.train(_tiny_images(), tmp_path, config, log=lambda m: None)
+    locations = []
+
+    def device_map(storage, location):  # what map_location=<device> does, observed
+        locations.append(location)
+        return storage
+
+    state = dcgan.read_checkpoint(tmp_path / dcgan.CHECKPOINT_NAME, map_location=device_map)
+    assert locations, "the device map was not applied"
+    for key in ("order_rng", "torch_rng"):
+        assert state[key].device.type == "cpu" and state[key].dtype == dcgan.torch.uint8, key
+    trainer = dcgan._Trainer(_tiny_images(), config, dcgan.torch.device("cpu"))
+    trainer.load_state(state)
+    after_load = dcgan.torch.rand(4)
+    dcgan.torch.set_rng_state(state["torch_rng"])
+    assert dcgan.torch.equal(after_load, dcgan.torch.rand(4))  # the saved stream, restored
+
+
+def test_history_records_the_tutorial_loops_last_printed_batch_next_to_the_means():
+    per_step = np.arange(120 * 5, dtype=float).reshape(120, 5)
+    row = dcgan.epoch_record(3, per_step)
+    assert row["epoch"] == 4 and row["Loss_D"] == pytest.approx(per_step[:, 0].mean())
+    logged = row["tutorial_last_logged"]  # the tutorial prints when i % 50 == 0: i = 0, 50, 100
+    assert logged["batch"] == 100
+    assert [logged[name] for name in dcgan.STAT_NAMES] == per_step[100].tolist()
+    assert dcgan.epoch_record(0, per_step[:42])["tutorial_last_logged"]["batch"] == 0  # 5,328 crops / 128
+
+
+@pytest.mark.slow
+def test_trained_history_keeps_the_single_logged_batch(tmp_path):
+    result = dcgan.train(_tiny_images(), tmp_path, dcgan.TrainConfig(epochs=1, batch_size=8, ngf=4, ndf=4),
+                         log=lambda m: None)
+    saved = json.loads((tmp_path / dcgan.HISTORY_NAME).read_text())
+    logged = saved["epochs"][0]["tutorial_last_logged"]
+    assert logged == result.history[0]["tutorial_last_logged"] and logged["batch"] == 0
+    first_step = saved["step_losses"][0]
+    assert (logged["Loss_D"], logged["Loss_G"]) == pytest.approx(tuple(first_step))
+    assert logged["Loss_D"] != pytest.approx(saved["epochs"][0]["Loss_D"])  # one batch, not the mean of four
+
+
+def test_128_px_adds_one_sampling_layer_to_each_network():
+    generator, discriminator = dcgan.Generator(ngf=4, image_size=128), dcgan.Discriminator(ndf=4, image_size=128)
+    convs = [m for m in generator.main if isinstance(m, dcgan.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(100, 64), (64, 32), (32, 16), (16, 8), (8, 4), (4, 3)]
+    convs = [m for m in discriminator.main if isinstance(m, dcgan.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 1)]
+    fake = generator(dcgan.torch.randn(2, 100, 1, 1))
+    assert fake.shape == (2, 3, 128, 128) and discriminator(fake).shape == (2,)
+    with pytest.raises(ValueError, match="image_size must be one of"):
+        dcgan.TrainConfig(image_size=96)
+
+
+@pytest.mark.slow
+def test_128_px_trains_saves_and_samples_at_its_size(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (8, 128, 128, 3), dtype=np.uint8)
+    config = dcgan.TrainConfig(epochs=1, batch_size=4, ngf=4, ndf=4, image_size=128)
+    dcgan.train(images, tmp_path, config, log=lambda m: None)
+    generator = dcgan.load_generator(tmp_path / dcgan.GENERATOR_NAME)
+    assert dcgan.sample(generator, 3).shape == (3, 128, 128, 3)
+    assert np.load(tmp_path / "fixed_noise_fakes.npy").shape == (64, 128, 128, 3)
+    with pytest.raises(ValueError, match="128 x 128 x 3 uint8"):
+        dcgan.train(images[:, :64, :64], tmp_path / "wrong", config)
+
+
+def test_training_set_is_built_at_128_px_on_demand(tmp_path):
+    for index in range(3):
+        Image.new("RGB", (100 + index, 200), (10 * index, 50, 90)).save(tmp_path / f"c{index}.png")
+    crop_manifest = pd.DataFrame({"image_id": ["a", "b", "c"], "crop_path": [f"c{i}.png" for i in range(3)]})
+    dataset = pd.DataFrame({"image_id": ["a", "b", "c"], "file_path": [f"c{i}.png" for i in range(3)]})
+    images, _ = training_sets.build_variant(tmp_path, "cropped", dataset, crop_manifest, tmp_path / "out", size=128)
+    assert images.shape == (3, 128, 128, 3)
+    assert np.load(tmp_path / "out" / "cropped_128px.npy").shape == (3, 128, 128, 3)
+    assert (tmp_path / "out" / "cropped_128px.parquet").exists() and not (tmp_path / "out" / "cropped.npy").exists()
 
 
 def test_bad_training_array_is_rejected(tmp_path):

@@ -12,3 +12,7 @@ FOLLOWS_UPSTREAM = dg.AutomationCondition.eager()
 # variants trained): eager, but a partition never materialized (three of the four backbones
 # after the demo) must not hold it back for ever.
 FOLLOWS_MATERIALIZED_PARTITIONS = FOLLOWS_UPSTREAM.without(~dg.AutomationCondition.any_deps_missing())
+
+# Training steps: a lost GPU node or a preempted pod is worth two more tries, spread out. A diverged
+# run raises a Failure with allow_retries=False and is not retried.
+TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)

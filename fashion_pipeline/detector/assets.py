@@ -18,7 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from fashion_pipeline.common import lineage
-from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS
+from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, TRAINING_RETRY
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.detector.constants import BACKBONES, DEMO_BACKBONE, METRIC_KEYS  # noqa: F401 (demo.py)
@@ -32,7 +32,6 @@ USABLE_CHECK = "best_detector_is_usable"
 DETECTOR_CODE_VERSION = "2"
 SELECTION_CODE_VERSION = "2"
 # Training checkpoints every checkpoint_period iterations, so a retry resumes instead of starting over.
-TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 # Partitions: the thesis's three backbones, plus resnet18 for the 2-core CPU demo only.
 BACKBONE_PARTITIONS = dg.StaticPartitionsDefinition(list(BACKBONES))
@@ -56,10 +55,15 @@ class DetectorTrainingConfig(dg.Config):
     aspect_ratio_group_factor: int = Field(3, description="aspect-ratio bins for batching; 0 disables")
     num_workers: int = Field(2, description="data-loader worker processes")
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    amp_dtype: str = Field("float16", description="autocast type on CUDA: float16 (with GradScaler) | bfloat16")
+    compile_backbone: bool = Field(False, description="torch.compile the backbone + FPN (CUDA; compile time at start)")
     log_period: int = Field(20, description="steps between host syncs / loss reports")
     checkpoint_period: int = Field(1000, description="steps between checkpoint_last.pt writes")
     divergence_factor: float = Field(10.0, description="fail when a window's loss exceeds this multiple of the first")
     seed: int = Field(42, description="seed for weights init, sampling and flips")
+    weight_decay_norm: float = Field(0.0, description="weight decay on normalisation scales/shifts (Detectron2 default: 0)")
+    scale_lr: bool = Field(False, description="linear lr scaling: lr = base_lr x batch_size x nproc_per_node / reference_batch_size")
+    reference_batch_size: int = Field(2, description="global batch base_lr is meant for (thesis: 0.0025 for 2 images)")
     # model
     pretrained_weights_path: Optional[str] = Field(None, description="local ImageNet weights; else torch hub cache; else scratch")
     norm: str = Field("auto", description="auto | frozen_bn | bn | gn (auto: frozen BN when pretrained, BN from scratch)")
@@ -79,10 +83,12 @@ class DetectorTrainingConfig(dg.Config):
     representation_size: int = Field(1024, description="box head MLP width")
     # run
     eval_batch_size: int = 8
-    max_eval_images: int = Field(0, description="0 = the whole val split")
+    max_eval_images: int = Field(0, description="evaluate a seeded random sample of this many val images; 0 = the whole val split")
+    eval_sample_seed: int = Field(0, description="seed of the max_eval_images sample")
     threads: int = Field(0, description="torch CPU threads per process; 0 = torch default")
     restart: bool = Field(False, description="ignore checkpoint_last.pt and train from iteration 0")
-    nproc_per_node: int = Field(1, description=">1 launches torchrun with DDP on this many processes")
+    nproc_per_node: int = Field(1, description=">1 launches torchrun with DDP on this many processes; a checkpoint "
+                                "is resumed only with the nproc_per_node it was trained with")
 
 
 def train_command(config: DetectorTrainingConfig, backbone: str, coco_dir, output_dir, device: str) -> list[str]:
@@ -148,6 +154,11 @@ def fashion_detector(
     context.log.info("training: " + " ".join(command))
     # Idle OpenMP threads sleep instead of spinning: on a shared CPU spinning made training 3-5x slower.
     env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    # On a multi-GPU host: nproc_per_node GPUs of its own (CUDA_VISIBLE_DEVICES), leased until the step ends;
+    # refused here, before launch, when the host has fewer. No GPU: no lease, nothing set.
+    env.update(compute.lease(config.nproc_per_node, log=context.log.info).env)
+    if env.get("CUDA_VISIBLE_DEVICES"):
+        context.log.info(f"GPU lease: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}")
     reported = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result()
     checkpoint = output_dir / "model_final.pt"
     if not checkpoint.is_file() or "AP" not in (reported.metadata or {}):

@@ -61,15 +61,32 @@ def image_root_of(coco: dict, json_path: str | Path, override: Optional[str] = N
     return Path(json_path).parent / root if root else Path(json_path).parent
 
 
-class CocoDetectionDataset(Dataset):
-    """One COCO split: ``(uint8 CxHxW tensor, target dict)`` per image; crowd and empty boxes dropped."""
+def sample_images(images: list[dict], max_images: int, seed: int = 0) -> list[dict]:
+    """A seeded uniform sample of ``max_images`` images (all when 0 or more than there are), in id order.
 
-    def __init__(self, json_path: str | Path, image_root: Optional[str] = None, max_images: int = 0):
+    Not the first N: DeepFashion's ids run folder by folder (one product after another), so the
+    first N would be a few products of a few categories. The sample depends only on the split, N
+    and the seed, so every backbone is evaluated on the same images.
+    """
+    images = sorted(images, key=lambda image: image["id"])
+    if not max_images or max_images >= len(images):
+        return images
+    chosen = np.random.default_rng(seed).choice(len(images), size=max_images, replace=False)
+    return [images[index] for index in sorted(chosen.tolist())]
+
+
+class CocoDetectionDataset(Dataset):
+    """One COCO split: ``(uint8 CxHxW tensor, target dict)`` per image; crowd and empty boxes dropped.
+
+    ``max_images`` keeps a seeded random sample (:func:`sample_images`), for a quick evaluation.
+    """
+
+    def __init__(self, json_path: str | Path, image_root: Optional[str] = None, max_images: int = 0,
+                 sample_seed: int = 0):
         self.json_path = Path(json_path)
         self.coco = load_coco_json(self.json_path)
         self.image_root = image_root_of(self.coco, self.json_path, image_root)
-        images = sorted(self.coco["images"], key=lambda image: image["id"])
-        self.images = images[:max_images] if max_images else images
+        self.images = sample_images(self.coco["images"], max_images, sample_seed)
         self.boxes_by_image = self._boxes_by_image()
 
     def _boxes_by_image(self) -> dict:

@@ -4,17 +4,45 @@ Engineering on top of torchvision's ``references/detection/engine.py``:
 
 - losses are summed on the device and read back every ``log_period`` steps, not with
   ``loss.item()`` each step (that host sync stalls the GPU queue);
-- mixed precision (``torch.autocast`` + ``GradScaler``) on CUDA;
+- mixed precision on CUDA: ``torch.autocast`` in float16 with a ``GradScaler``, or in bfloat16
+  (``amp_dtype``; no scaler: bfloat16 has float32's range); ``compile_backbone`` compiles the
+  backbone + FPN (most of the FLOPs; the RPN/RoI heads have data-dependent shapes);
 - a non-finite or exploding loss stops the run with a message saying when and what to change;
 - ``checkpoint_last.pt`` is written atomically every ``checkpoint_period`` steps with model,
-  optimizer, scheduler, scaler, iteration, RNG state and loss history, and a rerun resumes from it.
+  optimizer, scheduler, scaler, iteration, RNG states (CPU, CUDA, numpy, Python; one set per rank)
+  and loss history, and a rerun resumes from it. The RNG states are stored as numpy arrays, which
+  ``torch.load``'s ``map_location`` leaves alone: they always come back as the CPU ByteTensors that
+  ``torch.set_rng_state`` / ``torch.cuda.set_rng_state`` require, whatever device map the checkpoint
+  is loaded with.
+
+Under DDP (``torchrun``, one process per GPU; gloo on the CPU):
+
+- each window's losses are averaged over the ranks (an ``all_reduce``, as torchvision's
+  ``reduce_dict``) *before* the finiteness/divergence check, so every rank sees the same number and
+  all stop together with the same message instead of one raising while the others hang in the next
+  gradient all-reduce;
+- the world size is part of the checkpoint: a resume with another world size is refused (the sampler
+  shards the batch stream by world size, so the iterations done would no longer name the same data);
+- learning-rate scaling (``scale_lr``): ``lr = base_lr * global_batch / reference_batch_size`` with
+  ``global_batch = batch_size * world_size`` (the linear rule of Goyal et al., used by Detectron2's
+  ``REFERENCE_WORLD_SIZE`` and torchvision's references). Off by default; the thesis's 0.0025 is the
+  rate for 2 images per step, so ``reference_batch_size`` defaults to 2 (Detectron2's 0.02 for 16 is
+  the same rule). The iteration schedule is not rescaled;
+- from-scratch backbones with plain BatchNorm become ``SyncBatchNorm`` on CUDA (statistics over the
+  global batch, not 2 images); the CPU (gloo) cannot sync BN, so it keeps per-rank BN there.
+  ``norm=gn`` avoids batch statistics altogether.
+
+Normalisation parameters (BN/GN/LN scales and shifts) get ``weight_decay_norm`` (0, Detectron2's
+default), the rest ``weight_decay``.
+
+Fault injection (tests only): ``FaultInjection`` makes one rank's loss NaN at one iteration, to
+show that every rank stops together (``--inject-nan-at-iter`` / ``--inject-nan-rank``).
 """
 from __future__ import annotations
 
 import bisect
 import dataclasses
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -56,6 +84,29 @@ class SolverConfig:
     checkpoint_period: int = 1000
     divergence_factor: float = 10.0
     seed: int = 42
+    weight_decay_norm: float = 0.0
+    scale_lr: bool = False
+    reference_batch_size: int = 2
+    amp_dtype: str = "float16"  # float16 (with GradScaler) | bfloat16
+    compile_backbone: bool = False
+
+
+AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultInjection:
+    """Test-only hook: rank ``rank``'s loss becomes NaN at iteration ``nan_at_iter`` (1-based; 0 = never)."""
+
+    nan_at_iter: int = 0
+    rank: int = 0
+
+    def poisons(self, iteration: int, rank: int) -> bool:
+        return self.nan_at_iter > 0 and iteration == self.nan_at_iter and rank == self.rank
+
+
+class ResumeRefused(ValueError):
+    """A checkpoint that cannot be continued as asked (e.g. another world size); the message says what to do."""
 
 
 def seed_everything(seed: int) -> None:
@@ -73,9 +124,34 @@ def lr_factor(iteration: int, solver: SolverConfig) -> float:
     return decay * (solver.warmup_factor * (1 - alpha) + alpha)
 
 
-def build_optimizer(model: torch.nn.Module, solver: SolverConfig):
-    params = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=solver.base_lr, momentum=solver.momentum, weight_decay=solver.weight_decay)
+NORM_TYPES = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
+
+
+def effective_base_lr(solver: SolverConfig, world_size: int = 1) -> float:
+    """``base_lr``, or with ``scale_lr`` the linear rule ``base_lr * batch_size * world_size / reference_batch_size``."""
+    if not solver.scale_lr:
+        return solver.base_lr
+    return solver.base_lr * solver.batch_size * world_size / solver.reference_batch_size
+
+
+def parameter_groups(model: torch.nn.Module, solver: SolverConfig) -> list[dict]:
+    """Trainable parameters in two groups: normalisation layers (``weight_decay_norm``) and the rest."""
+    norm, other, seen = [], [], set()
+    for module in model.modules():
+        for parameter in module.parameters(recurse=False):
+            if not parameter.requires_grad or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            (norm if isinstance(module, NORM_TYPES) else other).append(parameter)
+    groups = [{"params": other, "weight_decay": solver.weight_decay}]
+    if norm:
+        groups.append({"params": norm, "weight_decay": solver.weight_decay_norm})
+    return groups
+
+
+def build_optimizer(model: torch.nn.Module, solver: SolverConfig, world_size: int = 1):
+    optimizer = torch.optim.SGD(parameter_groups(model, solver), lr=effective_base_lr(solver, world_size),
+                                momentum=solver.momentum, weight_decay=solver.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda iteration: lr_factor(iteration, solver))
     return optimizer, scheduler
 
@@ -89,33 +165,103 @@ class TrainState:
     first_window_loss: Optional[float] = None
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state: TrainState, extra: dict) -> None:
+def rng_states(device: Optional[torch.device] = None) -> dict:
+    """This process's RNG states, as numpy uint8 arrays; the CUDA ones (every visible GPU) when ``device`` is CUDA.
+
+    torchvision's RPN and RoI samplers draw their permutations on the model's device, so on CUDA
+    the CUDA generator is part of what makes a resumed run equal to an uninterrupted one.
+    numpy, not tensors: ``map_location`` moves tensors (a CUDA map would put the states on the GPU,
+    where ``set_rng_state`` refuses them) but not arrays.
+    """
+    states = {"torch": torch.get_rng_state().numpy(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if device is not None and device.type == "cuda":
+        states["cuda"] = [state.numpy() for state in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def cpu_byte_tensor(state) -> torch.Tensor:
+    """A saved generator state as the CPU uint8 tensor ``set_rng_state`` takes (older checkpoints hold tensors)."""
+    if isinstance(state, torch.Tensor):
+        return state.to("cpu", torch.uint8)
+    return torch.from_numpy(np.array(state, dtype=np.uint8, copy=True))
+
+
+def checkpoint_rng_states(checkpoint: dict, rank: int = 0) -> dict:
+    """Rank ``rank``'s RNG states from a loaded checkpoint, torch/CUDA ones as CPU ByteTensors."""
+    states = dict(checkpoint.get("rng_per_rank", [checkpoint["rng"]])[rank])
+    states["torch"] = cpu_byte_tensor(states["torch"])
+    if states.get("cuda") is not None:
+        states["cuda"] = [cpu_byte_tensor(state) for state in states["cuda"]]
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore :func:`checkpoint_rng_states`' result."""
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    cuda_states = states.get("cuda")
+    if cuda_states and torch.cuda.is_available():
+        for index, state in enumerate(cuda_states[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
+
+
+def read_checkpoint(path: Path, map_location="cpu") -> dict:
+    """A checkpoint; ``load_state_dict`` moves model and optimizer state to their device, and the
+    RNG states (numpy) are untouched by ``map_location``."""
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def _gather_rng_states(device, world_size: int) -> list[dict]:
+    """Every rank's RNG states, in rank order (a collective: all ranks call it at the same step)."""
+    mine = rng_states(device)
+    if world_size <= 1:
+        return [mine]
+    gathered = [None] * world_size
+    torch.distributed.all_gather_object(gathered, mine)
+    return gathered
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state: TrainState, extra: dict,
+                    rng_per_rank: Optional[list] = None, world_size: int = 1) -> None:
     module = model.module if hasattr(model, "module") else model
+    rng_per_rank = rng_per_rank or [rng_states(next(module.parameters()).device)]
     torch_save(path, {
         "model": module.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "state": dataclasses.asdict(state),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": rng_per_rank[0],
+        "rng_per_rank": rng_per_rank,
+        "world_size": world_size,
         **extra,
     })
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, expected_spec: dict) -> TrainState:
-    """Restore everything a resumed run needs; refuse a checkpoint of a different network."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+def world_size_refusal(path: Path, saved: int, current: int, iteration: int) -> str:
+    return (f"{path} was trained with world size {saved} (up to iteration {iteration}) and this run has world size "
+            f"{current}: the data order and the global batch depend on it, so it is not resumed. Run with "
+            f"{saved} process(es) (torchrun --nproc-per-node={saved}, the asset's nproc_per_node={saved}) to continue, "
+            "or pass --restart (asset config restart=true) to train again from iteration 0")
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, scaler, expected_spec: dict,
+                    rank: int = 0, world_size: int = 1, map_location="cpu") -> TrainState:
+    """Restore everything a resumed run needs; refuse a checkpoint of a different network or world size."""
+    checkpoint = read_checkpoint(path, map_location)
     if checkpoint.get("model_spec") != expected_spec:
         raise ValueError(f"{path} was trained with {checkpoint.get('model_spec')}, not {expected_spec}; "
                          "delete it or use another output folder")
+    saved_world_size = checkpoint.get("world_size", 1)
+    if saved_world_size != world_size:
+        raise ResumeRefused(world_size_refusal(path, saved_world_size, world_size, checkpoint["state"]["iteration"]))
     module = model.module if hasattr(model, "module") else model
     module.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     scaler.load_state_dict(checkpoint["scaler"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    np.random.set_state(checkpoint["rng"]["numpy"])
-    random.setstate(checkpoint["rng"]["python"])
+    set_rng_states(checkpoint_rng_states(checkpoint, rank))
     return TrainState(**checkpoint["state"])
 
 
@@ -138,11 +284,16 @@ def to_device(images, targets, device):
 
 
 def check_window(state: TrainState, window: dict, solver: SolverConfig, checkpoint_path: Path) -> None:
-    """Fail on a non-finite or exploding windowed loss, naming the iterations and the way out."""
+    """Fail on a non-finite or exploding windowed loss, naming the iterations and the way out.
+
+    Under DDP ``window`` holds the losses averaged over all ranks (:func:`close_window`), so every
+    rank raises the same error at the same iteration.
+    """
     start, end, total = window["start"], window["iteration"], window["loss"]
     if not math.isfinite(total):
+        ranks = f" averaged over {window['world_size']} ranks" if window.get("world_size", 1) > 1 else ""
         raise TrainingDiverged(
-            f"loss became {total} between iterations {start} and {end} (losses: "
+            f"loss became {total} between iterations {start} and {end} (losses{ranks}: "
             f"{ {k: window[k] for k in LOSS_NAMES} }); lower base_lr (now {solver.base_lr}) or raise warmup_iters. "
             f"The last good checkpoint is {checkpoint_path} (not overwritten by this window)")
     if state.first_window_loss is None:
@@ -153,20 +304,36 @@ def check_window(state: TrainState, window: dict, solver: SolverConfig, checkpoi
             f"the first window's {state.first_window_loss:.3f}; lower base_lr (now {solver.base_lr})")
 
 
+def prepare_model(model, solver: SolverConfig, device, world_size: int):
+    """Device placement, SyncBatchNorm under DDP on CUDA, and the optional backbone compilation."""
+    if world_size > 1 and device.type == "cuda":
+        # Before the optimizer is built: the conversion replaces the BN modules (same state_dict keys).
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if solver.compile_backbone:
+        # In place (nn.Module.compile): the state_dict keys stay those of the eager model, so
+        # checkpoints load either way. dynamic: image sizes vary from batch to batch.
+        model.backbone.compile(dynamic=True)
+    return model
+
+
 def train(model, dataset: CocoDetectionDataset, solver: SolverConfig, device, output_dir: Path,
           checkpoint_extra: dict, resume: bool = True, stop_after: int = 0,
-          on_log: Optional[Callable[[dict], None]] = None, rank: int = 0, world_size: int = 1) -> TrainState:
+          on_log: Optional[Callable[[dict], None]] = None, rank: int = 0, world_size: int = 1,
+          fault: FaultInjection = FaultInjection()) -> TrainState:
     """Train until ``solver.max_iter`` (or ``stop_after`` more iterations, for time-boxed or test runs)."""
     output_dir = Path(output_dir)
     checkpoint_path = output_dir / CHECKPOINT_NAME
-    model.to(device)
-    optimizer, scheduler = build_optimizer(model, solver)
+    model = prepare_model(model, solver, device, world_size)
+    optimizer, scheduler = build_optimizer(model, solver, world_size)
     use_amp = solver.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    amp_dtype = AMP_DTYPES[solver.amp_dtype]
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and amp_dtype == torch.float16)
     state = TrainState()
     if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, checkpoint_extra["model_spec"])
-        if on_log:
+        state = load_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, checkpoint_extra["model_spec"],
+                                rank=rank, world_size=world_size)
+        if on_log and rank == 0:
             on_log({"event": "resumed", "iteration": state.iteration, "checkpoint": str(checkpoint_path)})
     else:
         seed_everything(solver.seed)
@@ -182,59 +349,62 @@ def train(model, dataset: CocoDetectionDataset, solver: SolverConfig, device, ou
     window_start, window_clock = state.iteration, time.perf_counter()
     for images, targets in loader:
         images, targets = to_device(images, targets, device)
-        with torch.autocast(device.type, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             loss_dict = model(images, targets)
-        losses = torch.stack([loss_dict[name] for name in LOSS_NAMES])
+        losses = torch.stack([loss_dict[name] for name in LOSS_NAMES]).float()
+        if fault.poisons(state.iteration + 1, rank):
+            losses = losses * float("nan")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses.sum()).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        running += losses.detach().float()  # stays on the device: no host sync here
+        running += losses.detach()  # stays on the device: no host sync here
         state.iteration += 1
 
         done = state.iteration >= last_iteration
         checkpoint_due = state.iteration % solver.checkpoint_period == 0 or done
         # A checkpoint always closes a window first, so no checkpoint holds unchecked (NaN) weights.
         if state.iteration % solver.log_period == 0 or checkpoint_due:
-            window = close_window(running, state, window_start, window_clock, optimizer, solver.batch_size * world_size)
+            window = close_window(running, state, window_start, window_clock, optimizer, solver.batch_size, world_size)
             state.history.append(window)
             check_window(state, window, solver, checkpoint_path)
             if on_log and rank == 0:
                 on_log(window)
             running.zero_()
             window_start, window_clock = state.iteration, time.perf_counter()
-        if rank == 0 and checkpoint_due:
-            save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, state, checkpoint_extra)
+        if checkpoint_due:
+            rng_per_rank = _gather_rng_states(device, world_size)  # collective: every rank takes part
+            if rank == 0:
+                save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, state, checkpoint_extra,
+                                rng_per_rank=rng_per_rank, world_size=world_size)
         if done:
             break
     return state
 
 
-def close_window(running, state: TrainState, window_start: int, window_clock: float, optimizer, images_per_step: int) -> dict:
-    """Read the window's mean losses back to the host (the one sync per window)."""
+def close_window(running, state: TrainState, window_start: int, window_clock: float, optimizer,
+                 batch_size: int, world_size: int = 1) -> dict:
+    """Read the window's mean losses back to the host (the one sync per window).
+
+    Under DDP the sums are first averaged over the ranks (torchvision's ``reduce_dict``), so every
+    rank checks, logs and stops on the same numbers. A NaN on any one rank makes the mean NaN.
+    """
     steps = state.iteration - window_start
+    images_per_step = batch_size * world_size
+    if world_size > 1:
+        torch.distributed.all_reduce(running)  # SUM; every rank reaches this line at the same iteration
+        running.div_(world_size)
     if running.device.type == "cuda":
         torch.cuda.synchronize(running.device)
     seconds = time.perf_counter() - window_clock
     means = (running / steps).tolist()
     state.train_seconds += seconds
     state.images_seen += steps * images_per_step
-    window = {"start": window_start, "iteration": state.iteration, "lr": optimizer.param_groups[0]["lr"],
+    window = {"start": window_start, "iteration": state.iteration, "lr": optimizer.param_groups[0]["lr"], "world_size": world_size,
               "seconds": seconds, "images_per_s": steps * images_per_step / max(seconds, 1e-9)}
     window.update(dict(zip(LOSS_NAMES, means)))
     window["loss"] = float(sum(means))
     return window
 
 
-def distributed_setup() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment; initialises the process group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return 0, 0, 1
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-    return torch.distributed.get_rank(), local_rank, world_size

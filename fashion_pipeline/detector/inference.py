@@ -43,21 +43,46 @@ def image_tensor(item) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+def network_scale(width: int, height: int, min_size: int, max_size: int) -> float:
+    """The factor torchvision's ``GeneralizedRCNNTransform`` resizes by (short side to ``min_size``,
+    long side at most ``max_size``)."""
+    return min(min_size / min(width, height), max_size / max(width, height))
+
+
+def host_input(item, min_size: int, max_size: int) -> tuple[torch.Tensor, tuple[float, float]]:
+    """Decode and, when the network would shrink it, resize on the host: the device then receives
+    the small uint8 image, not the full-size one. Returns the tensor and the (x, y) factors that map
+    its boxes back to the original pixels. Images the network would enlarge are left to it."""
+    image = to_pil(item)
+    width, height = image.size
+    scale = network_scale(width, height, min_size, max_size)
+    if scale < 1:
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+    tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    return tensor, (width / image.size[0], height / image.size[1])
+
+
 @torch.inference_mode()
 def predict(model, images: Sequence[Image.Image | str | Path], device, batch_size: int = 8) -> list[dict]:
     """One dict per image: ``boxes`` (N x 4 float32 xyxy, original pixels), ``labels`` (1 upper,
-    2 lower, 3 full), ``scores``; sorted by score, highest first."""
+    2 lower, 3 full), ``scores``; sorted by score, highest first.
+
+    Images are decoded and shrunk to the network's input size on the host before the transfer
+    (Pinterest pins are several times larger than the 300 px the detector sees), and each batch's
+    results come back in one copy."""
+    from fashion_pipeline.detector.evaluate import outputs_to_host
+
     device = torch.device(device)
     model.eval()
+    min_size, max_size = model.transform.min_size[-1], model.transform.max_size
     results = []
     for start in range(0, len(images), batch_size):
-        batch = [image_tensor(item).to(device).float().div_(255) for item in images[start:start + batch_size]]
-        for output in model(batch):
-            results.append({
-                "boxes": output["boxes"].float().cpu().numpy().astype(np.float32),
-                "labels": output["labels"].cpu().numpy().astype(np.int64),
-                "scores": output["scores"].float().cpu().numpy().astype(np.float32),
-            })
+        prepared = [host_input(item, min_size, max_size) for item in images[start:start + batch_size]]
+        batch = [tensor.to(device, non_blocking=True).float().div_(255) for tensor, _ in prepared]
+        for (_, (scale_x, scale_y)), output in zip(prepared, outputs_to_host(model(batch))):
+            boxes = output["boxes"] * np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+            results.append({"boxes": boxes.astype(np.float32), "labels": output["labels"],
+                            "scores": output["scores"].astype(np.float32)})
     return results
 
 

@@ -15,6 +15,18 @@ Runs standalone, under ``torchrun`` (DDP when WORLD_SIZE > 1; rank 0 evaluates a
 under Dagster Pipes, when the ``fashion_detector`` asset launches it: then the logs and the final
 metadata go back to Dagster.
 
+More processes (DDP): ``--batch-size`` is per process, so the global batch is ``batch_size x
+world_size``. ``--scale-lr`` applies the linear rule ``lr = base_lr x global_batch /
+reference_batch_size`` (``--reference-batch-size`` 2: the thesis's 0.0025 is for 2 images; the same
+rule as Detectron2's 0.02 for 16). Losses are averaged over the ranks before the NaN/divergence
+check, so all ranks stop together. A checkpoint is resumed only with the world size it was trained
+with; another world size is refused (exit code 2) with a message: use the same ``--nproc-per-node``,
+or ``--restart``. From-scratch BatchNorm becomes SyncBatchNorm on CUDA (not on the CPU's gloo).
+Normalisation parameters get ``--weight-decay-norm`` (0, Detectron2's default).
+
+``--max-eval-images N`` evaluates a seeded random sample of N val images (seed
+``--eval-sample-seed``), not the first N ids, which are grouped by product folder.
+
     python -m fashion_pipeline.detector.train --coco-dir data/deepfashion_coco --output-dir out --backbone resnet101
 """
 from __future__ import annotations
@@ -23,7 +35,6 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -33,6 +44,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402  (after the OpenMP setting)
 
 from fashion_pipeline.common.atomic import torch_save, write_bytes, write_json
+from fashion_pipeline.common import distributed
+from fashion_pipeline.common import pipes as pipes_reporting
 from fashion_pipeline.common.device import pick_device
 from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.detector import engine
@@ -44,7 +57,7 @@ FINAL_NAME = "model_final.pt"
 METRICS_NAME = "metrics.json"
 CURVES_NAME = "loss_curves.png"
 # Solver fields that change the result; a checkpoint trained with others is not resumed.
-RESUME_IRRELEVANT = {"num_workers", "log_period", "checkpoint_period"}
+RESUME_IRRELEVANT = {"num_workers", "log_period", "checkpoint_period", "compile_backbone"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,20 +104,37 @@ def build_parser() -> argparse.ArgumentParser:
     solver.add_argument("--aspect-ratio-group-factor", type=int, default=3, help="0 disables grouping")
     solver.add_argument("--num-workers", type=int, default=2)
     solver.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision (CUDA only)")
+    solver.add_argument("--amp-dtype", choices=sorted(engine.AMP_DTYPES), default="float16",
+                        help="autocast type: float16 with a GradScaler, or bfloat16 without one")
+    solver.add_argument("--compile-backbone", action="store_true",
+                        help="torch.compile the backbone + FPN (pays a compile at start; CUDA)")
     solver.add_argument("--log-period", type=int, default=20, help="steps between host syncs / loss reports")
     solver.add_argument("--checkpoint-period", type=int, default=1000)
     solver.add_argument("--divergence-factor", type=float, default=10.0,
                         help="fail when a window's loss exceeds this multiple of the first window's")
     solver.add_argument("--seed", type=int, default=42)
+    solver.add_argument("--weight-decay-norm", type=float, default=0.0,
+                        help="weight decay of normalisation scales/shifts (Detectron2's default: 0)")
+    solver.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=False,
+                        help="linear rule: lr = base_lr x batch_size x world_size / reference_batch_size")
+    solver.add_argument("--reference-batch-size", type=int, default=2,
+                        help="global batch that --base-lr is meant for (thesis: 0.0025 for 2 images)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto")
     run.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = torch's default")
     run.add_argument("--eval-batch-size", type=int, default=8)
-    run.add_argument("--max-eval-images", type=int, default=0, help="0 = the whole val split")
+    run.add_argument("--max-eval-images", type=int, default=0,
+                     help="evaluate a seeded random sample of this many val images; 0 = the whole val split")
+    run.add_argument("--eval-sample-seed", type=int, default=0, help="seed of the --max-eval-images sample")
     run.add_argument("--restart", action="store_true", help="ignore checkpoint_last.pt and train from iteration 0")
     run.add_argument("--stop-after", type=int, default=0,
                      help="stop after this many iterations of this run (resume later); 0 = run to max-iter")
+
+    fault = parser.add_argument_group("fault injection (tests only)")
+    fault.add_argument("--inject-nan-at-iter", type=int, default=0,
+                       help="make the loss NaN at this iteration (1-based) on --inject-nan-rank; 0 = never")
+    fault.add_argument("--inject-nan-rank", type=int, default=0, help="the rank whose loss --inject-nan-at-iter poisons")
     return parser
 
 
@@ -121,48 +151,55 @@ def model_sizes(args) -> dict:
     return sizes
 
 
-def training_signature(spec: DetectorSpec, solver: engine.SolverConfig, train_json_sha256: str) -> dict:
+def training_signature(spec: DetectorSpec, solver: engine.SolverConfig, train_json_sha256: str,
+                       world_size: int = 1) -> dict:
     """What must match for ``checkpoint_last.pt`` to be continued rather than restarted.
 
     The training data enters by content, not path: the same path with new data (say, the real
     DeepFashion after the demo's sample) must train again, not return the old finished model.
+    The world size enters because the sampler shards the batch stream by it (see
+    :func:`resumable_iteration`: another world size is refused, not silently restarted).
     """
     solver_values = {k: v for k, v in vars(solver).items() if k not in RESUME_IRRELEVANT | {"max_iter"}}
     return {"model_spec": spec.to_dict(), "solver": json.loads(json.dumps(solver_values)),
-            "train_json_sha256": train_json_sha256}
+            "train_json_sha256": train_json_sha256, "world_size": world_size}
 
 
 def resumable_iteration(checkpoint_path: Path, signature: dict, log) -> int:
-    """The iteration ``checkpoint_last.pt`` reached, or 0 when there is none or its settings differ."""
+    """The iteration ``checkpoint_last.pt`` reached, or 0 when there is none or its settings differ.
+
+    Raises :class:`engine.ResumeRefused` when only the world size differs: restarting would throw
+    away a run that the right number of processes can continue.
+    """
     if not checkpoint_path.is_file():
         return 0
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = engine.read_checkpoint(checkpoint_path)
     saved = checkpoint.get("signature") or {}
     if saved.get("train_json_sha256") != signature["train_json_sha256"]:
         log(f"{checkpoint_path} was trained on another train.json (sha256 {str(saved.get('train_json_sha256'))[:12]}, "
             f"now {signature['train_json_sha256'][:12]}); training again from iteration 0")
         return 0
+    saved_world_size = saved.get("world_size", checkpoint.get("world_size", 1))
+    same_but_world_size = {**saved, "world_size": signature["world_size"]} == signature
+    if same_but_world_size and saved_world_size != signature["world_size"]:
+        raise engine.ResumeRefused(engine.world_size_refusal(
+            checkpoint_path, saved_world_size, signature["world_size"], checkpoint["state"]["iteration"]))
     if saved != signature:
         log(f"{checkpoint_path} was trained with other settings; starting again from iteration 0")
         return 0
     return checkpoint["state"]["iteration"]
 
 
-class Reporter:
+class Reporter(pipes_reporting.Reporter):
     """Prints JSON lines; under Dagster Pipes also forwards them and the final metadata."""
 
     # At most about this many loss reports go to Dagster's event log (stdout gets them all).
     PIPES_WINDOW_REPORTS = 200
 
     def __init__(self, pipes=None, windows_total: int = 1):
-        self.pipes = pipes
+        super().__init__(pipes)
         self.pipes_every = max(1, windows_total // self.PIPES_WINDOW_REPORTS)
         self.windows = 0
-
-    def log(self, message: str, to_pipes: bool = True) -> None:
-        print(message, flush=True)
-        if self.pipes is not None and to_pipes:
-            self.pipes.log.info(message)
 
     def window(self, window: dict) -> None:
         self.windows += 1
@@ -178,21 +215,18 @@ class Reporter:
 
 @contextlib.contextmanager
 def open_reporter(rank: int, windows_total: int):
-    """Pipes on rank 0 when Dagster launched us; plain printing otherwise."""
-    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
-    if rank == 0 and PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        with open_dagster_pipes() as pipes:
-            yield Reporter(pipes, windows_total)
-    else:
-        yield Reporter(None, windows_total)
+    """Pipes on rank 0 when Dagster launched us; plain printing otherwise (``fashion_pipeline.common.pipes``)."""
+    with pipes_reporting.open_reporter(rank, Reporter, windows_total=windows_total) as reporter:
+        yield reporter
 
 
 def run(args) -> Optional[dict]:
-    rank, local_rank, world_size = engine.distributed_setup()
+    rank, local_rank, world_size = distributed.distributed_setup(use_cuda=args.device != "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda", local_rank) if world_size > 1 and torch.cuda.is_available() else pick_device(args.device)
+    device = pick_device(args.device)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
     coco_dir = Path(args.coco_dir) if args.coco_dir else None
     train_json = Path(args.train_json or coco_dir / "train.json")
     val_json = Path(args.val_json or coco_dir / "val.json")
@@ -203,10 +237,15 @@ def run(args) -> Optional[dict]:
         args.backbone, args.pretrained_weights_path, args.norm, args.trainable_backbone_layers, **model_sizes(args))
     solver = solver_config(args)
     data_digests = {"train_json_sha256": file_sha256(train_json), "val_json_sha256": file_sha256(val_json)}
-    signature = training_signature(spec, solver, data_digests["train_json_sha256"])
+    signature = training_signature(spec, solver, data_digests["train_json_sha256"], world_size)
     with open_reporter(rank, solver.max_iter // solver.log_period) as reporter:
         reporter.log(f"{args.backbone}: {'pretrained, ' + weights_reason if weights_path else 'from scratch: ' + weights_reason}; "
-                     f"device {device}, world size {world_size}")
+                     f"device {device}, world size {world_size}, global batch {solver.batch_size * world_size}, "
+                     f"lr {engine.effective_base_lr(solver, world_size):g}"
+                     + (" (scaled linearly)" if solver.scale_lr else ""))
+        if world_size > 1 and spec.norm == "bn":
+            reporter.log("BatchNorm: " + ("SyncBatchNorm over all ranks" if device.type == "cuda" else
+                                          "per-rank statistics (gloo cannot sync BN; consider --norm gn)"))
         checkpoint_path = output_dir / engine.CHECKPOINT_NAME
         resumed_from = 0 if args.restart else resumable_iteration(checkpoint_path, signature, reporter.log)
         resume = resumed_from > 0
@@ -216,7 +255,8 @@ def run(args) -> Optional[dict]:
         state = engine.train(
             model, dataset, solver, device, output_dir,
             checkpoint_extra={"model_spec": spec.to_dict(), "signature": signature, "backbone": args.backbone},
-            resume=resume, stop_after=args.stop_after, on_log=reporter.window, rank=rank, world_size=world_size)
+            resume=resume, stop_after=args.stop_after, on_log=reporter.window, rank=rank, world_size=world_size,
+            fault=engine.FaultInjection(args.inject_nan_at_iter, args.inject_nan_rank))
         if rank != 0:
             return None
         if state.iteration < solver.max_iter:
@@ -241,9 +281,10 @@ def finish(model, state, spec, args, device, val_json, output_dir, weights_path,
     from fashion_pipeline.detector.report import figure_png, loss_curves_figure
 
     module = model.module if hasattr(model, "module") else model
-    val_set = CocoDetectionDataset(val_json, image_root=args.image_root, max_images=args.max_eval_images)
+    val_set = CocoDetectionDataset(val_json, image_root=args.image_root, max_images=args.max_eval_images,
+                                   sample_seed=args.eval_sample_seed)
     clock = time.perf_counter()
-    detections = predict_dataset(module, val_set, device, batch_size=args.eval_batch_size)
+    detections = predict_dataset(module, val_set, device, batch_size=args.eval_batch_size, num_workers=args.num_workers)
     eval_seconds = time.perf_counter() - clock
     eval_images = len(val_set)
     metrics = coco_metrics(val_set.coco, detections, image_ids=[image["id"] for image in val_set.images])
@@ -282,9 +323,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         build_parser().error("give --coco-dir, or both --train-json and --val-json")
     try:
         run(args)
-    except engine.TrainingDiverged as error:
-        print(f"training failed: {error}", file=sys.stderr, flush=True)
+    except (engine.TrainingDiverged, engine.ResumeRefused) as error:
+        # Under DDP every rank gets here with the same message (the losses are averaged over ranks).
+        distributed.report_failure(error)
         raise SystemExit(2) from error
+    finally:
+        distributed.distributed_teardown()
 
 
 if __name__ == "__main__":

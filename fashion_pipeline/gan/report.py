@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from fashion_pipeline.common import atomic, render
 from fashion_pipeline.gan import dcgan, quality
+from fashion_pipeline.gan.settings import TUTORIAL_LOG_EVERY
 from fashion_pipeline.gan.training_sets import VARIANTS
 
 # Thesis, Table 5.2 (best epoch, 200 epochs); "original" is from the per-experiment tables. The thesis
@@ -29,6 +30,9 @@ THESIS_TABLE = {
     "subset": {"Loss_G": 2.7983, "Loss_D": 0.6572, "D_x": 0.6469},
 }
 TABLE_METRICS = (("Loss_G", "Loss_G"), ("Loss_D", "Loss_D"), ("D_x", "D(x)"))
+# Every statistic the tutorial's loop prints; D(G(z)) twice: while D trains (z1), and after D's step, in G's (z2).
+STAT_LABELS = TABLE_METRICS + (("D_G_z1", "D(G(z)) z1: D's step"), ("D_G_z2", "D(G(z)) z2: G's step"))
+TUTORIAL_KEY = "tutorial_last_logged"
 
 
 @dataclass
@@ -67,21 +71,32 @@ def best_and_final(history: dict) -> tuple[dict, dict]:
     return epochs[dcgan.best_epoch_index(epochs)], epochs[-1]
 
 
-def summarize_variant(histories: dict[str, dict]) -> dict:
-    """One variant over its seeds: the best epoch of each seed, then mean and std of each statistic."""
-    per_seed = {seed: best_and_final(history)[0] for seed, history in histories.items()}
-    best, std = {}, {}
+def _mean_and_std_of(rows: list[dict]) -> tuple[dict, dict]:
+    mean, std = {}, {}
     for key in dcgan.STAT_NAMES:
-        best[key], std[key] = mean_and_std([row[key] for row in per_seed.values()])
+        mean[key], std[key] = mean_and_std([row[key] for row in rows])
+    return mean, std
+
+
+def summarize_variant(histories: dict[str, dict]) -> dict:
+    """One variant over its seeds: the best epoch of each seed, then mean and std of each statistic, for the
+    epoch means and (when recorded) for the batch the tutorial's loop last printed in that epoch."""
+    per_seed = {seed: best_and_final(history)[0] for seed, history in histories.items()}
+    best, std = _mean_and_std_of(list(per_seed.values()))
     best["epoch"] = "/".join(str(row["epoch"]) for row in per_seed.values())
     epochs = "/".join(str(len(h["epochs"])) for h in histories.values())
-    return {"seeds": list(histories), "per_seed": per_seed, "best": best, "std": std, "epochs": epochs}
+    summary = {"seeds": list(histories), "per_seed": per_seed, "best": best, "std": std, "epochs": epochs}
+    printed = [row[TUTORIAL_KEY] for row in per_seed.values() if TUTORIAL_KEY in row]
+    if len(printed) == len(per_seed):  # histories from before it was recorded have none
+        summary["tutorial"], summary["tutorial_std"] = _mean_and_std_of(printed)
+        summary["tutorial"]["batch"] = "/".join(str(row["batch"]) for row in printed)
+    return summary
 
 
-def _with_spread(summary: dict, key: str) -> str:
+def _with_spread(summary: dict, key: str, values: str = "best", spread: str = "std") -> str:
     if len(summary["seeds"]) < 2:
-        return f"{summary['best'][key]:.4f}"
-    return f"{summary['best'][key]:.4f} ± {summary['std'][key]:.4f}"
+        return f"{summary[values][key]:.4f}"
+    return f"{summary[values][key]:.4f} ± {summary[spread][key]:.4f}"
 
 
 def table_markdown(summaries: dict[str, dict]) -> str:
@@ -93,6 +108,24 @@ def table_markdown(summaries: dict[str, dict]) -> str:
             for key, label in TABLE_METRICS]
     rows.append(["best epoch / trained"] + [f"{summaries[v]['best']['epoch']} / {summaries[v]['epochs']}"
                                             for v in variants] + ["? / 200"] * len(variants))
+    return render.markdown_table(headers, rows)
+
+
+def like_for_like_markdown(summaries: dict[str, dict]) -> str:
+    """Table 5.2 like for like: per variant, at the best epoch, what the tutorial's loop prints (one batch),
+    the epoch's means over all its batches, and the thesis's printed values, each labelled."""
+    headers = ["Variant", "Values"] + [label for _, label in STAT_LABELS]
+    rows = []
+    for variant, summary in summaries.items():
+        if "tutorial" in summary:
+            rows.append([variant, f"ours, tutorial print: last logged batch (i % {TUTORIAL_LOG_EVERY} == 0; "
+                                  f"batch {summary['tutorial']['batch']}) of the best epoch"]
+                        + [_with_spread(summary, key, "tutorial", "tutorial_std") for key, _ in STAT_LABELS])
+        rows.append([variant, "ours, per-epoch means of the best epoch"]
+                    + [_with_spread(summary, key) for key, _ in STAT_LABELS])
+        thesis = THESIS_TABLE.get(variant, {})
+        rows.append([variant, "thesis, Table 5.2 (tutorial prints, 200 epochs, full scrape)"]
+                    + [f"{thesis[key]:.4f}" if key in thesis else "not given" for key, _ in STAT_LABELS])
     return render.markdown_table(headers, rows)
 
 
@@ -108,7 +141,7 @@ def untrained_like(generator_path: Path, device, seed: int = 0):
 
     saved = torch.load(generator_path, map_location="cpu", weights_only=False)
     torch.manual_seed(seed)
-    generator = dcgan.Generator(saved["nz"], saved["ngf"])
+    generator = dcgan.Generator(saved["nz"], saved["ngf"], image_size=saved.get("image_size", 64))
     generator.apply(dcgan.weights_init)
     return generator.to(device).eval()
 
@@ -267,7 +300,12 @@ def report_markdown(report: dict, picture_markdown: str) -> str:
              "best_epoch_index`), per seed; ours are the per-epoch means at that epoch, as mean ± std over the "
              "seeds trained. The thesis's values come from 200 epochs on the full Pinterest scrape, printed by "
              "the PyTorch DCGAN tutorial's loop (single batches), so they are not like for like with epoch means.", "",
-             table_markdown(report["table"]), ""]
+             table_markdown(report["table"]), "",
+             "## Table 5.2 like for like", "",
+             "The thesis's numbers are what the PyTorch DCGAN tutorial's loop prints: the statistics of one batch "
+             f"every {TUTORIAL_LOG_EVERY} iterations. Ours are given both ways at each seed's best epoch: the last "
+             "batch that loop would have printed, and the mean over all the epoch's batches (the table above).", "",
+             like_for_like_markdown(report["table"]), ""]
     if report["quality"]:
         parts += ["## Sample quality", "", f"Feature space: **{report['feature_space']}**: "
                   f"{report['feature_space_description']}.", "", quality_markdown(report["quality"]), ""]

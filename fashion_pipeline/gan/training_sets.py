@@ -1,4 +1,4 @@
-"""The three DCGAN training sets of the ablation, decoded once into N x 64 x 64 x 3 uint8 arrays.
+"""The three DCGAN training sets of the ablation, decoded once into N x S x S x 3 uint8 arrays (S = 64, or 128 on demand).
 
 - ``cropped``: the full-body crops (already square, so only resized);
 - ``original``: every deduplicated Pinterest image;
@@ -9,7 +9,10 @@ exactly what the reference's ``transforms.Resize(64)`` + ``transforms.CenterCrop
 rejected: borders would be a trivial cue for the discriminator and waste generator capacity. For the
 ``original`` images this cuts the sides of portrait photos, as the thesis's pipeline did.
 
-``python -m fashion_pipeline.gan.training_sets --data-root data --variant subset``
+Files: ``<variant>.npy`` at 64 px (the thesis), ``<variant>_<S>px.npy`` at another size, each with its
+``.parquet`` of image ids in order.
+
+``python -m fashion_pipeline.gan.training_sets --data-root data --variant subset [--image-size 128]``
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ from fashion_pipeline.common import atomic
 
 VARIANTS = ("cropped", "original", "subset")
 IMAGE_SIZE = 64
+IMAGE_SIZES = (64, 128)  # the DCGAN's (fashion_pipeline.gan.settings)
+
+
+def array_name(variant: str, size: int = IMAGE_SIZE) -> str:
+    """``cropped.npy`` at 64 px (the name the thesis-size sets always had), ``cropped_128px.npy`` otherwise."""
+    return f"{variant}.npy" if size == IMAGE_SIZE else f"{variant}_{size}px.npy"
 
 
 def load_square(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -84,26 +93,30 @@ def variant_rows(variant: str, dataset: pd.DataFrame, crops: pd.DataFrame, seed:
 
 
 def build_variant(data_root: str | Path, variant: str, dataset: pd.DataFrame, crops: pd.DataFrame,
-                  out_dir: str | Path, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """Decode ``variant`` and write ``<variant>.npy`` and ``<variant>.parquet`` (its image ids, in order)."""
+                  out_dir: str | Path, seed: int = 0, size: int = IMAGE_SIZE) -> tuple[np.ndarray, pd.DataFrame]:
+    """Decode ``variant`` at ``size`` px and write ``array_name(variant, size)`` and its ``.parquet`` (image ids, in order)."""
+    if size not in IMAGE_SIZES:
+        raise ValueError(f"image size must be one of {IMAGE_SIZES}, got {size}")
     data_root, out_dir = Path(data_root), Path(out_dir)
     rows = variant_rows(variant, dataset, crops, seed)
-    images = load_images([data_root / p for p in rows["file_path"]])
-    atomic.save_npy(out_dir / f"{variant}.npy", images)
-    atomic.write_parquet(out_dir / f"{variant}.parquet", rows)
+    images = load_images([data_root / p for p in rows["file_path"]], size)
+    array_path = atomic.save_npy(out_dir / array_name(variant, size), images)
+    atomic.write_parquet(array_path.with_suffix(".parquet"), rows)
     return images, rows
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Build a DCGAN training set (64x64 uint8 .npy).")
+    parser = argparse.ArgumentParser(description="Build a DCGAN training set (S x S uint8 .npy).")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
+    parser.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=IMAGE_SIZE)
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     dataset = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
     crops = pd.read_parquet(root / "fullbody_crops" / "manifest.parquet")
-    images, _ = build_variant(root, args.variant, dataset, crops, root / "dcgan_training_set", args.seed)
+    images, _ = build_variant(root, args.variant, dataset, crops, root / "dcgan_training_set", args.seed,
+                              args.image_size)
     print(f"{args.variant}: {images.shape}")
 
 

@@ -17,6 +17,11 @@ checks, solids in saturated colours); unlabelled clothing is a plain neutral col
 classes stay learnable by a small detector trained from scratch.
 
 Deterministic: the same ``numpy.random.Generator`` state gives the same picture.
+
+Ground truth for segmentation: ``render_runway_look_with_truth`` returns, with the same picture
+(the same random draws, in the same order), a ``GarmentTruth``: the label map reduced to
+``TRUTH_VALUES`` (1 upper, 2 lower, 3 full-body garment, 4 other clothing and shoes, 5 skin,
+6 hair) and the pattern type each labelled garment was textured with.
 """
 from __future__ import annotations
 
@@ -47,6 +52,11 @@ TEXTURES = ("stripes", "dots", "florals", "checks", "solid")
 UPPER_STYLES = ("tee", "blouse", "sweater", "tank", "jacket")
 LOWER_STYLES = ("skirt", "trousers", "shorts")
 FULL_STYLES = ("dress", "jumpsuit", "coat")
+
+# The true-mask values (``GarmentTruth.mask``): the labelled garments keep their category type id.
+TRUTH_VALUES = {"background": 0, "upper": 1, "lower": 2, "full": 3, "other_clothing": 4, "skin": 5, "hair": 6}
+_TRUTH_OF_LABEL = {BACKGROUND: 0, SKIN: 5, HAIR: 6, SHOES: 4, NEUTRAL_TOP: 4, NEUTRAL_BOTTOM: 4,
+                   GARMENT_UPPER: 1, GARMENT_LOWER: 2, GARMENT_FULL: 3}
 
 
 # --------------------------------------------------------------------------- body model
@@ -456,9 +466,13 @@ def _paint_audience(rng: np.random.Generator, out: np.ndarray, horizon: int) -> 
 
 
 def _colour_labels(
-    rng: np.random.Generator, canvas: np.ndarray, labels: np.ndarray, period: float, garments: dict[int, str | None]
+    rng: np.random.Generator, canvas: np.ndarray, labels: np.ndarray, period: float, garments: dict[int, str | None],
+    kinds_out: dict[int, str] | None = None,
 ) -> dict[int, Box]:
-    """Fill every label's pixels in ``canvas``; textures for garments. Returns the garment boxes (xyxy, exclusive)."""
+    """Fill every label's pixels in ``canvas``; textures for garments. Returns the garment boxes (xyxy, exclusive).
+
+    ``kinds_out``, when given, receives the texture kind each garment was drawn with.
+    """
     flat_colours = {
         SKIN: SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
         HAIR: HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
@@ -486,6 +500,10 @@ def _colour_labels(
         if box is None:
             continue
         x0, y0, x1, y1 = box
+        # ``texture`` draws the kind first when it is None; drawing it here is the same draw.
+        kind = kind or str(rng.choice(TEXTURES))
+        if kinds_out is not None:
+            kinds_out[label] = kind
         patch = texture(rng, (y1 - y0, x1 - x0), period, kind)
         np.copyto(canvas[y0:y1, x0:x1], patch, where=mask[y0:y1, x0:x1, None])
         boxes[label] = (x0 + rx0, y0 + ry0, x1 + rx0, y1 + ry0)
@@ -514,16 +532,38 @@ def _shade(canvas: np.ndarray, labels: np.ndarray, body: Body) -> None:
     np.copyto(window, shaded, where=(labels[y0:y1, x0:x1] > 0)[..., None])
 
 
+@dataclass(frozen=True)
+class GarmentTruth:
+    """What a picture's pixels are: ``mask`` (H x W uint8, ``TRUTH_VALUES``) and each garment's pattern type."""
+
+    mask: np.ndarray
+    patterns: dict[str, str]  # "upper" / "lower" / "full" -> texture kind (one of TEXTURES)
+
+    def garment_mask(self) -> np.ndarray:
+        """Clothing only: the labelled garments (not skin, hair, shoes or the plain neutral clothes)."""
+        return (self.mask >= 1) & (self.mask <= 3)
+
+
 def _render(
-    rng: np.random.Generator, background: np.ndarray, body: Body, outfit: Outfit, garment_kinds: dict[int, str | None]
+    rng: np.random.Generator, background: np.ndarray, body: Body, outfit: Outfit, garment_kinds: dict[int, str | None],
+    truth: list | None = None,
 ) -> tuple[Image.Image, dict[int, Box]]:
+    """Draw one figure; ``truth``, when given, receives its ``GarmentTruth`` (no extra random draws)."""
     height, width = background.shape[:2]
     label_image = Image.new("L", (width, height), BACKGROUND)
     draw_figure(ImageDraw.Draw(label_image), body, outfit)
     labels = np.asarray(label_image)
     canvas = background.copy()
-    boxes = _colour_labels(rng, canvas, labels, period=body.h * rng.uniform(0.015, 0.045), garments=garment_kinds)
+    kinds: dict[int, str] = {}
+    boxes = _colour_labels(rng, canvas, labels, period=body.h * rng.uniform(0.015, 0.045), garments=garment_kinds,
+                           kinds_out=kinds)
     _shade(canvas, labels, body)
+    if truth is not None:
+        lut = np.zeros(256, np.uint8)
+        for label, value in _TRUTH_OF_LABEL.items():
+            lut[label] = value
+        names = {GARMENT_UPPER: "upper", GARMENT_LOWER: "lower", GARMENT_FULL: "full"}
+        truth.append(GarmentTruth(lut[labels], {names[label]: kind for label, kind in sorted(kinds.items())}))
     return Image.fromarray(canvas), boxes
 
 
@@ -570,6 +610,14 @@ def render_runway_look(
     rng: np.random.Generator, size: tuple[int, int], outfit: str = "full"
 ) -> tuple[Image.Image, list[tuple[int, Box]]]:
     """A full-body model on a runway. ``outfit`` "full" gives one type-3 box; "separates" a type-1 and a type-2 box."""
+    image, boxes, _truth = render_runway_look_with_truth(rng, size, outfit)
+    return image, boxes
+
+
+def render_runway_look_with_truth(
+    rng: np.random.Generator, size: tuple[int, int], outfit: str = "full"
+) -> tuple[Image.Image, list[tuple[int, Box]], GarmentTruth]:
+    """``render_runway_look`` plus the picture's ``GarmentTruth`` (true garment mask and pattern types)."""
     if outfit not in ("full", "separates"):
         raise ValueError(f"outfit must be 'full' or 'separates', got {outfit!r}")
     width, height = size
@@ -587,9 +635,10 @@ def render_runway_look(
         lower = random_lower(rng, GARMENT_LOWER)
         dressed = Outfit(random_upper(rng, GARMENT_UPPER), lower, None, long_hair, bare_legs=lower.style != "trousers")
         kinds = {GARMENT_UPPER: None, GARMENT_LOWER: None}
-    image, boxes = _render(rng, background, body, dressed, kinds)
+    truth: list[GarmentTruth] = []
+    image, boxes = _render(rng, background, body, dressed, kinds, truth)
     type_of = {GARMENT_UPPER: 1, GARMENT_LOWER: 2, GARMENT_FULL: 3}
-    return image, [(type_of[label], box) for label, box in sorted(boxes.items())]
+    return image, [(type_of[label], box) for label, box in sorted(boxes.items())], truth[0]
 
 
 DISTRACTOR_KINDS = ("accessory", "headshot", "crowd", "backdrop")

@@ -6,11 +6,18 @@ original and its 236x thumbnail; the larger renditions are made from the origina
 asked for. A lock per hex serialises the work and every file is written atomically, so
 concurrent requests and a killed server never leave a partial file. Originals of pins that "have
 none" are still made (copies and renditions derive from them) but the server answers 403.
+
+True garment masks (for the segmentation stage's quality numbers, never served): drawing a look's
+original also writes ``<root>/masks[_scale<s>]/<hex>.png`` (the figure's ``GarmentTruth.mask`` at
+the original's size: 1 upper, 2 lower, 3 full-body garment, 4 other clothing, 5 skin, 6 hair) and
+``<hex>.json`` (content, outfit, the pattern type of each garment). ``ensure_mask`` makes them on
+demand for any image, a copy's from its source's mask with the same crop, resize or border.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -20,6 +27,10 @@ from PIL import Image, ImageOps
 
 from fashion_pipeline.common.atomic import write_bytes
 from fashion_pipeline.pinterest.site.catalog import RENDITIONS, ImageSpec, SiteCatalog
+
+# Values of the true-mask PNGs (as ``fashion_pipeline.synthetic.figures.TRUTH_VALUES``; kept here so
+# the site's server does not import the renderer before it draws).
+TRUTH_VALUES = {"background": 0, "upper": 1, "lower": 2, "full": 3, "other_clothing": 4, "skin": 5, "hair": 6}
 
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 ORIGINAL_JPEG_QUALITY = 92
@@ -42,6 +53,7 @@ class ImageStore:
         self.catalog = catalog
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.mask_root = Path(root_dir) / ("masks" if draw_scale == 1.0 else f"masks_scale{draw_scale:g}")
         self.rendered = 0  # originals drawn or derived by this process (not found in the cache)
         self.render_seconds = 0.0
 
@@ -72,10 +84,47 @@ class ImageStore:
         with self._locks_guard:
             return self._locks.setdefault(image_hex, threading.Lock())
 
+    def mask_path(self, spec: ImageSpec) -> Path:
+        return self.mask_root / f"{spec.hex}.png"
+
+    def ensure_mask(self, spec: ImageSpec) -> Path:
+        """The image's true-mask PNG (and its ``.json`` labels beside it), made if missing."""
+        path = self.mask_path(spec)
+        if path.exists() and path.with_suffix(".json").exists():
+            return path
+        with self._lock_for(spec.hex):
+            if path.exists() and path.with_suffix(".json").exists():
+                return path
+            if spec.source_hex is None:
+                _image, truth = draw_with_truth(spec, self.draw_scale)
+                self._write_mask(spec, truth)
+            else:
+                source = self.catalog.image(spec.source_hex)
+                source_path = self.ensure_mask(source)  # sources are never copies: no lock cycle
+                labels = json.loads(source_path.with_suffix(".json").read_text())
+                with Image.open(source_path) as opened:
+                    mask = derive_mask(opened.copy(), spec)
+                self._write_mask(spec, (mask, labels["patterns"]))
+        return path
+
+    def _write_mask(self, spec: ImageSpec, truth: tuple[Image.Image, dict]) -> None:
+        mask, patterns = truth
+        if mask.size != spec.size:
+            raise RuntimeError(f"mask of {spec.hex} is {mask.size}, the catalog promised {spec.size}")
+        write_bytes(self.mask_path(spec), encode(mask, "png", 0))
+        labels = {"image_hex": spec.hex, "content": spec.content, "outfit": spec.outfit, "patterns": patterns,
+                  "width": spec.size[0], "height": spec.size[1], "values": TRUTH_VALUES}
+        write_bytes(self.mask_path(spec).with_suffix(".json"), json.dumps(labels, sort_keys=True).encode())
+
     def _make_original(self, spec: ImageSpec, path: Path) -> None:
         started = time.perf_counter()
         if spec.source_hex is None:
             data = encode(draw(spec, self.draw_scale), spec.original_ext, ORIGINAL_JPEG_QUALITY)
+            # Drawing gave the truth for free: write the mask now (cheap: one small PNG).
+            with _drawn_truths_lock:
+                truth = _drawn_truths.pop((spec.hex, self.draw_scale), None)
+            if truth is not None and not self.mask_path(spec).exists():
+                self._write_mask(spec, truth)
         else:
             source = self.catalog.image(spec.source_hex)
             source_bytes = self.read(source, "originals")  # sources are never copies: no lock cycle
@@ -99,18 +148,60 @@ class ImageStore:
         write_bytes(self.file_path(spec, size_name), encode(small, "jpg", RENDITION_JPEG_QUALITY))
 
 
+# (hex, scale) -> the truth of a picture ``draw`` just made, for the caller that writes its mask; bounded,
+# because a caller that never asks (a thumbnail-only tool) must not grow it.
+_drawn_truths: dict[tuple[str, float], tuple[Image.Image, dict]] = {}
+_DRAWN_TRUTHS_MAX = 64
+_drawn_truths_lock = threading.Lock()  # the server draws on several threads
+
+
 def draw(spec: ImageSpec, scale: float = 1.0) -> Image.Image:
-    """Draw a runway look or a distractor with the shared synthetic figure renderer, at ``spec.size``."""
+    """Draw a runway look or a distractor with the shared synthetic figure renderer, at ``spec.size``.
+
+    The picture's truth (``draw_with_truth``) is left in ``_drawn_truths`` for ``ImageStore`` to write.
+    """
+    image, truth = draw_with_truth(spec, scale)
+    with _drawn_truths_lock:
+        while len(_drawn_truths) >= _DRAWN_TRUTHS_MAX:
+            _drawn_truths.pop(next(iter(_drawn_truths)))
+        _drawn_truths[(spec.hex, scale)] = truth
+    return image
+
+
+def draw_with_truth(spec: ImageSpec, scale: float = 1.0) -> tuple[Image.Image, tuple[Image.Image, dict]]:
+    """The picture and its truth: (mask as an "L" image at ``spec.size``, pattern type per garment).
+
+    A distractor has no labelled garment: its mask is all background and it has no patterns.
+    """
     from fashion_pipeline.synthetic import figures
 
     rng = np.random.default_rng(spec.render_seed)
     size = (max(64, round(spec.size[0] * scale)), max(64, round(spec.size[1] * scale)))
     if spec.content == "look":
-        image, _boxes = figures.render_runway_look(rng, size, outfit=spec.outfit)
+        image, _boxes, truth = figures.render_runway_look_with_truth(rng, size, outfit=spec.outfit)
+        mask, patterns = Image.fromarray(truth.mask, mode="L"), dict(truth.patterns)
     else:
         image = figures.render_distractor(rng, size, kind=spec.distractor_kind)
+        mask, patterns = Image.new("L", size, 0), {}
     image = image.convert("RGB")
-    return image if image.size == spec.size else image.resize(spec.size, Image.Resampling.BICUBIC)
+    if image.size != spec.size:
+        image = image.resize(spec.size, Image.Resampling.BICUBIC)
+        mask = mask.resize(spec.size, Image.Resampling.NEAREST)
+    return image, (mask, patterns)
+
+
+def derive_mask(source_mask: Image.Image, spec: ImageSpec) -> Image.Image:
+    """A copy's true mask: the source's mask with the copy's geometry (its pixels' re-encoding changes nothing)."""
+    if spec.copy_kind in ("identical", "reencoded"):
+        return source_mask
+    if spec.copy_kind == "resized":
+        return source_mask.resize(spec.transform, Image.Resampling.NEAREST)
+    if spec.copy_kind == "cropped":
+        return source_mask.crop(spec.transform)
+    if spec.copy_kind == "bordered":
+        border, _grey = spec.transform
+        return ImageOps.expand(source_mask, border=border, fill=0)
+    raise ValueError(f"image {spec.hex}: cannot derive a mask for a copy of kind {spec.copy_kind!r}")
 
 
 def derive_copy(source: Image.Image, spec: ImageSpec) -> bytes:

@@ -154,7 +154,13 @@ class EmbeddedPinterestSite:
         return [pin.pin_id for pin in self.catalog.board_for_brand(brand).pins]
 
     def ground_truth(self) -> dict:
-        return self.catalog.ground_truth()
+        """The catalog's ground truth, plus where the true garment masks are written (``images.ImageStore``)."""
+        from fashion_pipeline.pinterest.site.images import TRUTH_VALUES
+
+        return {**self.catalog.ground_truth(), "true_masks": {
+            "folder": self.store.mask_root.name, "file": "<image_hex>.png", "labels": "<image_hex>.json",
+            "draw_scale": self.store.draw_scale, "values": TRUTH_VALUES,
+            "made": "when an original is drawn; `python -m fashion_pipeline.pinterest.site.masks` makes the rest"}}
 
     def ground_truth_frame(self):
         """One row per board pin (pandas DataFrame)."""

@@ -1,0 +1,60 @@
+"""Process-group set-up shared by the training CLIs that run under ``torchrun``.
+
+torchrun sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; a plain ``python -m`` run has none of them
+and stays single-process. NCCL when there is a GPU, gloo otherwise (the CPU tests run 2 ranks on gloo).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional
+
+
+def distributed_setup(use_cuda: Optional[bool] = None) -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; initialises the process group
+    (``use_cuda`` False keeps a GPU host on the CPU's gloo)."""
+    import torch
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 0, 1
+    use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda and torch.cuda.is_available()
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    return torch.distributed.get_rank(), local_rank, world_size
+
+
+def wait_for_the_other_ranks() -> None:
+    """Every rank raises the same error at the same step (the losses are all-reduced first), so a
+    barrier here is safe; it keeps torchrun from killing a rank that has not printed its message yet."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        with contextlib.suppress(RuntimeError):
+            torch.distributed.barrier()
+
+
+def distributed_teardown() -> None:
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def rank_prefix() -> str:
+    """``[rank r] `` under torchrun with more than one process, so interleaved stderr lines say who wrote them."""
+    rank = os.environ.get("RANK")
+    return f"[rank {rank}] " if rank is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+
+
+def report_failure(error: BaseException) -> None:
+    """One stderr line per rank, written in one call: the ranks share the pipe, and print's separate
+    write of the newline let two ranks' lines run into one. Then wait for the others (see above)."""
+    import sys
+
+    sys.stderr.write(f"{rank_prefix()}training failed: {error}\n")
+    sys.stderr.flush()
+    wait_for_the_other_ranks()

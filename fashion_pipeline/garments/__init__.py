@@ -1,0 +1,1 @@
+"""Garment segmentation (GrabCut), textile-pattern patches, pattern DCGANs and restyled garments."""

@@ -1,0 +1,174 @@
+"""The garment stage's four assets materialized through Dagster on a tiny data root drawn by the embedded site."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.garments import assets, patches
+from fashion_pipeline.gan import crops, detect
+from fashion_pipeline.pinterest.site.catalog import SiteCatalog, SiteMix
+from fashion_pipeline.pinterest.site.images import ImageStore
+from fashion_pipeline_tests.records import assert_light_metadata, record, record_check
+from fashion_pipeline_tests.test_gan_assets import _stub_inference
+
+N_PINS = 10
+ONLY_LOOKS = SiteMix(distractor_rate=0.0, duplicate_rate=0.0, png_rate=0.0, webp_rate=0.0, missing_original_rate=0.0)
+
+
+def _crop_row(root, pin_id: str, row: dict, store: ImageStore, catalog: SiteCatalog) -> dict:
+    """The pin's image downloaded and cropped around its true figure box, as fullbody_crops writes it."""
+    spec = catalog.image(row["image_hex"])
+    image_path = root / "pinterest_images" / "brand" / "images" / f"{spec.hex}.jpg"
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store.ensure(spec, "originals"), image_path)
+    with Image.open(store.ensure_mask(spec)) as opened:
+        values = np.asarray(opened)
+    ys, xs = np.nonzero(values > 0)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    x0, y0, x1, _ = crops.square_box(box, spec.size[0], spec.size[1])
+    crop_path = root / "fullbody_crops" / "crops" / f"{spec.hex}.png"
+    crop_path.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(image_path) as opened:
+        opened.convert("RGB").crop((x0, y0, x1, y0 + x1 - x0)).save(crop_path)
+    return {"image_id": spec.hex, "file_path": str(image_path.relative_to(root)), "width": spec.size[0],
+            "height": spec.size[1], "score": 0.9, "box_x1": box[0], "box_y1": box[1], "box_x2": box[2], "box_y2": box[3],
+            "crop_x0": x0, "crop_y0": y0, "crop_side": x1 - x0, "crop_path": str(crop_path.relative_to(root)),
+            "pin_ids": [pin_id]}
+
+
+@pytest.fixture(scope="module")
+def site_root(tmp_path_factory):
+    """pinterest_site (ground truth + drawn looks), pinterest_dataset and fullbody_crops for N_PINS looks."""
+    root = tmp_path_factory.mktemp("garments")
+    catalog = SiteCatalog(["brand"], N_PINS, seed=4, mix=ONLY_LOOKS)
+    site = root / "pinterest_site"
+    store = ImageStore(site, catalog, draw_scale=0.5)
+    truth = catalog.ground_truth()
+    site.mkdir()
+    (site / "ground_truth.json").write_text(json.dumps({**truth, "true_masks": {"draw_scale": 0.5}}))
+    rows = [_crop_row(root, pin_id, row, store, catalog) for pin_id, row in truth["pins"].items()]
+    frame = pd.DataFrame(rows)
+    frame.drop(columns=["pin_ids"]).to_parquet(root / "fullbody_crops" / "manifest.parquet", index=False)
+    (root / "pinterest_dataset").mkdir()
+    frame[["image_id", "file_path", "width", "height", "pin_ids"]].to_parquet(
+        root / "pinterest_dataset" / "manifest.parquet", index=False)
+    (root / "best_detector").mkdir()
+    return root
+
+
+def _instance():
+    instance = dg.DagsterInstance.ephemeral()
+    record(instance, "fullbody_crops", {"manifest": "fullbody_crops/manifest.parquet"}, data_version="crops-v1")
+    record_check(instance, "fullbody_crops", "enough_crops", True)
+    record(instance, "pinterest_dataset", {"manifest": "pinterest_dataset/manifest.parquet"}, data_version="dataset-v1")
+    record(instance, "best_detector", {"checkpoint": "stub.pt", "backbone": "stub"}, data_version="detector-v1")
+    return instance
+
+
+def _metadata(result, node):
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+TINY = {
+    "garment_masks": {"workers": 2, "overlays": 4},
+    "pattern_patches": {"max_patches": 64, "patches_per_crop": 12, "patch_fraction": 0.1},
+    "pattern_dcgan": {"epochs": 1, "batch_size": 16, "ngf": 8, "ndf": 8, "kid_fakes": 16, "kid_reals": 16,
+                      "kid_subsets": 5, "feature_input_size": 32},
+    "restyled_garments": {"crops": 3},
+}
+
+
+def _run(asset, instance, root, partition=None, **overrides):
+    config = {**TINY[asset.key.to_user_string()], **overrides}
+    return dg.materialize([asset], instance=instance, partition_key=partition,
+                          resources={"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu")},
+                          run_config={"ops": {asset.key.to_user_string(): {"config": config}}}, raise_on_error=False)
+
+
+@pytest.mark.slow
+def test_masks_patches_pattern_dcgans_and_restyled_garments(site_root, monkeypatch):
+    monkeypatch.setattr(detect, "load_inference", _stub_inference)
+    instance = _instance()
+
+    masks = _run(assets.garment_masks, instance, site_root)
+    assert masks.success
+    metadata = _metadata(masks, "garment_masks")
+    assert metadata["crops"] == N_PINS and metadata["masks"] + sum(
+        metadata[f"skipped_{r}"] for r in ("unreadable", "grayscale", "tiny", "degenerate_box", "empty_mask")) == N_PINS
+    assert metadata["crops_with_truth"] == N_PINS
+    assert metadata["mask_iou_mean"] > metadata["rect_iou_mean"] and metadata["mask_iou_mean"] > 0.7
+    assert 0 < metadata["mask_iou_p10"] <= metadata["mask_iou_mean"]
+    assert 0 < metadata["area_fraction_mean"] < 0.8 and metadata["seconds_per_image"] > 0
+    assert "base64" in metadata["overlays"]
+    (check,) = masks.get_asset_check_evaluations()
+    assert check.passed and check.check_name == "masks_not_degenerate"
+    manifest = pd.read_parquet(site_root / "garment_masks" / "manifest.parquet")
+    assert (site_root / manifest["mask_path"].iloc[0]).is_file()  # recorded relative to the data root
+
+    passing = []
+    for category in patches.categories():
+        result = _run(assets.pattern_patches, instance, site_root, category)
+        found = np.load(site_root / "pattern_patches" / f"{category}.npy")
+        assert _metadata(result, "pattern_patches")["patches"] == len(found)
+        (check,) = result.get_asset_check_evaluations()
+        assert check.passed == (len(found) >= 8) and check.partition == category
+        if check.passed:
+            passing.append(category)
+        else:  # a category without enough patches stops its DCGAN
+            refused = _run(assets.pattern_dcgan, instance, site_root, category)
+            assert not refused.success
+    assert len(passing) >= 2
+
+    for category in passing[:2]:
+        result = _run(assets.pattern_dcgan, instance, site_root, category)
+        assert result.success
+        assert_light_metadata(result)
+        trained = _metadata(result, "pattern_dcgan")
+        for stat in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
+            assert np.isfinite(trained[stat]) and np.isfinite(trained["final_" + stat])
+        assert trained["nz"] == 10 and trained["epochs"] == 1  # the poster's nz is the default
+        assert np.isfinite(trained["KID_vs_patches"]) and trained["kid_fakes"] == 16
+        assert "base64" in trained["loss_chart"] and "base64" in trained["generated"]
+        assert trained["generator"] == f"pattern_dcgan/{category}/generator.pt"
+
+    restyled = _run(assets.restyled_garments, instance, site_root)
+    assert restyled.success
+    assert_light_metadata(restyled)
+    metadata = _metadata(restyled, "restyled_garments")
+    assert metadata["categories"] == ", ".join(sorted(passing[:2])) and metadata["crops"] == 3
+    for category in passing[:2]:
+        assert "base64" in metadata[f"before_after_{category}"]
+        assert len(list((site_root / "restyled_garments" / category).glob("*.png"))) == 3
+    with Image.open(site_root / metadata["picture"]) as picture:
+        assert picture.size[1] > picture.size[0] / 2  # two rows (before, after) per category
+
+
+def test_pattern_patches_from_a_folder_and_its_errors(site_root, tmp_path):
+    instance = _instance()
+    category = patches.categories()[0]
+    (tmp_path / category).mkdir()
+    for index in range(9):
+        Image.new("RGB", (80, 80), (index * 20, 50, 90)).save(tmp_path / category / f"{index}.png")
+    result = _run(assets.pattern_patches, instance, site_root, category, source_folder=str(tmp_path))
+    assert result.success and _metadata(result, "pattern_patches")["patches"] == 9
+    (tmp_path / category / "9.png").write_bytes(b"garbage")
+    failed = _run(assets.pattern_patches, instance, site_root, category, source_folder=str(tmp_path))
+    assert not failed.success
+    assert "9.png" in failed.get_step_failure_events()[0].event_specific_data.error.message
+    empty = _run(assets.pattern_patches, instance, site_root, patches.categories()[1], source_folder=str(tmp_path))
+    assert not empty.success
+    assert patches.categories()[1] in empty.get_step_failure_events()[0].event_specific_data.error.message
+
+
+def test_pattern_dcgan_defaults_are_the_posters_and_the_demo_fits():
+    config = assets.PatternDCGANConfig()
+    assert (config.batch_size, config.nz, config.ngf, config.ndf, config.lr, config.epochs) == (128, 10, 64, 64, 2e-4, 1000)
+    demo = assets.DEMO_RUN_CONFIG["ops"]["pattern_dcgan"]["config"]
+    assert demo["epochs"] < 10 and "nz" not in demo and "batch_size" not in demo  # the poster's nz and batch stay

@@ -1,0 +1,257 @@
+"""deploy/k8s/values.yaml rendered into run and step Job specs by dagster-k8s's own code (no cluster needed).
+
+The run pod comes from ``K8sRunLauncher.launch_run`` itself (its Kubernetes API mocked); the step pods
+from the calls ``k8s_job_executor``'s step handler makes (``K8sContainerContext`` merges, then
+``construct_dagster_k8s_job``), with the executor config the definitions build for FASHION_PIPELINE_DEPLOYMENT=k8s.
+The Helm chart's own templating (helm is not installed here) is mirrored in ``_launcher_config`` and
+``_user_code_container_context``.
+"""
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import dagster as dg
+import kubernetes
+import pytest
+import yaml
+from dagster._config import process_config
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.launcher import LaunchRunContext
+from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
+from dagster_k8s import K8sRunLauncher
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+
+from fashion_pipeline.common import deployment
+
+REPO = Path(__file__).resolve().parents[1]
+VALUES = yaml.safe_load((REPO / "deploy" / "k8s" / "values.yaml").read_text())
+RELEASE, NAMESPACE = "dagster", "fashion"
+USER_CODE = VALUES["dagster-user-deployments"]["deployments"][0]
+IMAGE = f"{USER_CODE['image']['repository']}:{USER_CODE['image']['tag']}"
+PG_SECRET = VALUES["global"]["postgresqlSecretName"]
+# Present in this process's environment, as the secrets would be in the daemon's: none may reach a spec.
+SECRET_VALUES = {"DAGSTER_PG_PASSWORD": "pg-5e1f0c-never-in-a-spec", "PINTEREST_PASSWORD": "pin-93ab7d-never-in-a-spec"}
+GPU_ASSETS = ("fashion_detector", "dcgan")
+
+
+def _user_env() -> dict[str, str]:
+    return {e["name"]: e["value"] for e in USER_CODE["env"]}
+
+
+def _launcher_config(kubeconfig: Path) -> dict:
+    """The K8sRunLauncher block the chart writes into dagster.yaml (templates/helpers/instance/_run-launcher.tpl)."""
+    cfg = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
+    return {
+        "load_incluster_config": False, "kubeconfig_file": str(kubeconfig),  # in-cluster there; a stub file here
+        "job_namespace": NAMESPACE, "image_pull_policy": cfg["imagePullPolicy"],
+        "service_account_name": RELEASE, "dagster_home": "/opt/dagster/dagster_home",
+        "instance_config_map": f"{RELEASE}-instance", "postgres_password_secret": PG_SECRET,
+        "env_config_maps": [f"{RELEASE}-pipeline-env"], "env_secrets": [s["name"] for s in cfg["envSecrets"]],
+        "env_vars": cfg["envVars"], "volume_mounts": cfg["volumeMounts"], "volumes": cfg["volumes"],
+        "resources": cfg["resources"],
+    }
+
+
+def _user_code_container_context() -> dict:
+    """What the chart gives the code server as DAGSTER_CONTAINER_CONTEXT (includeConfigInLaunchedRuns)."""
+    assert USER_CODE["includeConfigInLaunchedRuns"]["enabled"]
+    return {"k8s": {"image_pull_policy": USER_CODE["image"]["pullPolicy"],
+                    "env_config_maps": [f"{RELEASE}-{USER_CODE['name']}-user-env"],
+                    "namespace": NAMESPACE, "service_account_name": f"{RELEASE}-user-deployments",
+                    "env": USER_CODE["env"],
+                    "run_k8s_config": {"pod_spec_config": {"automount_service_account_token": True}}}}
+
+
+@pytest.fixture
+def kubeconfig(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "stub",
+        "clusters": [{"name": "stub", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "stub", "user": {"token": "stub-token"}}],
+        "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}]}))
+    return path
+
+
+@pytest.fixture
+def k8s_env(monkeypatch):
+    """The code server's and run pods' environment: the user-code env from the values, and the secrets."""
+    for name, value in {**_user_env(), **SECRET_VALUES}.items():
+        monkeypatch.setenv(name, value)
+    for name in list(__import__("os").environ):
+        if name.startswith(deployment.GPU_STEP_ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def launcher(kubeconfig, tmp_path, k8s_env):
+    processed = process_config(K8sRunLauncher.config_type(), _launcher_config(kubeconfig))
+    assert processed.success, processed.errors  # the values are valid K8sRunLauncher config
+    batch_api = mock.MagicMock()
+    run_launcher = K8sRunLauncher(**processed.value, k8s_client_batch_api=batch_api, k8s_client_core_api=mock.MagicMock())
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        run_launcher.register_instance(instance)
+        yield run_launcher, instance, batch_api
+
+
+def _run(instance) -> DagsterRun:
+    origin = JobPythonOrigin("__ASSET_JOB", RepositoryPythonOrigin(
+        executable_path="/usr/local/bin/python",
+        code_pointer=ModuleCodePointer("fashion_pipeline.definitions", "defs", None),
+        container_image=IMAGE, container_context=_user_code_container_context()))
+    run = DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(), job_code_origin=origin)
+    instance.add_run(run)
+    return run
+
+
+def _step_job(run_launcher, run, op_name: str, executor_config: dict) -> kubernetes.client.V1Job:
+    """The step Job k8s_job_executor would create for ``op_name`` (K8sStepHandler.launch_step's own calls)."""
+    context = K8sContainerContext.create_for_run(run, run_launcher, include_run_tags=False)
+    context = context.merge(K8sContainerContext(
+        run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(executor_config.get("step_k8s_config", {}))))
+    per_op = UserDefinedDagsterK8sConfig.from_dict(executor_config["per_step_k8s_config"].get(op_name, {}))
+    context = context.merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config({}))).merge(
+        K8sContainerContext(run_k8s_config=per_op))
+    job_config = context.get_k8s_job_config(None, run_launcher).with_image(IMAGE)
+    return construct_dagster_k8s_job(job_config=job_config, args=["dagster", "api", "execute_step"],
+                                     job_name=f"dagster-step-{op_name.replace('_', '-')}", component="step_worker",
+                                     user_defined_k8s_config=context.run_k8s_config,
+                                     env_vars=[{"name": "DAGSTER_RUN_STEP_KEY", "value": op_name}])
+
+
+def _executor_config() -> tuple[dict, list[str]]:
+    """Build the definitions as the k8s code server does; validate the executor config with dagster-k8s's schema."""
+    from fashion_pipeline.definitions import build_defs
+
+    defs = build_defs()
+    executor = defs.executor
+    assert executor is not None and executor.name == "k8s_gpu_steps"
+    # the configured executor's config, checked against k8s_job_executor's own schema, defaults filled in
+    resolved = executor.config_schema.resolve_config({"config": {}})
+    assert resolved.success, resolved.errors
+    return resolved.value["config"], deployment.gpu_pool_ops(defs.assets)
+
+
+def _as_dict(job) -> dict:
+    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+
+
+def _container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def _assert_common_pod(job: dict) -> None:
+    container, pod = _container(job), job["spec"]["template"]["spec"]
+    assert container["image"] == IMAGE
+    env = _env(container)
+    # the Postgres password by reference only; the Pinterest login from its Secret via envFrom
+    assert env["DAGSTER_PG_PASSWORD"] == {"secretKeyRef": {"name": PG_SECRET, "key": "postgresql-password"}}
+    assert {"secretRef": {"name": "fashion-pipeline-pinterest"}} in container["envFrom"]
+    assert env["FASHION_PIPELINE_DEPLOYMENT"] == "k8s"
+    # the data root: the same ReadWriteMany claim, at the path FASHION_PIPELINE_DATA names, in every pod
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["fashion-data"] == env["FASHION_PIPELINE_DATA"] == "/data"
+    assert volumes["fashion-data"]["persistentVolumeClaim"]["claimName"] == "fashion-pipeline-data"
+    serialized = json.dumps(job)
+    for secret in SECRET_VALUES.values():
+        assert secret not in serialized
+
+
+def test_run_pod_from_the_k8s_run_launcher(launcher):
+    run_launcher, instance, batch_api = launcher
+    run = _run(instance)
+    run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    job = _as_dict(batch_api.create_namespaced_job.call_args.kwargs["body"])
+    assert batch_api.create_namespaced_job.call_args.kwargs["namespace"] == NAMESPACE
+    _assert_common_pod(job)
+    container = _container(job)
+    # the image's python (the code server's sys.executable there) runs the run worker: args, not an entrypoint
+    assert container["args"][:5] == ["/usr/local/bin/python", "-m", "dagster", "api", "execute_run"]
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])  # runs orchestrate; GPU steps get their own pods
+    assert container["resources"]["requests"] == VALUES["runLauncher"]["config"]["k8sRunLauncher"]["resources"]["requests"]
+    # nor in what the run records
+    recorded = instance.get_run_by_id(run.run_id)
+    logs = "".join(dg.serialize_value(e) for e in instance.all_logs(run.run_id))
+    for secret in SECRET_VALUES.values():
+        assert secret not in json.dumps(recorded.tags) + json.dumps(recorded.run_config, default=str) + logs
+
+
+def test_gpu_steps_get_gpu_pods_and_other_steps_do_not(launcher):
+    run_launcher, instance, _ = launcher
+    executor_config, gpu_ops = _executor_config()
+    assert set(GPU_ASSETS) <= set(gpu_ops)
+    run = _run(instance)
+    for op_name in [*gpu_ops, "deepfashion_coco", "pinterest_images"]:
+        job = _as_dict(_step_job(run_launcher, run, op_name, executor_config))
+        _assert_common_pod(job)
+        resources = _container(job)["resources"]
+        if op_name in gpu_ops:
+            assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"] == "1", op_name
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
+                job["spec"]["template"]["spec"]["tolerations"]
+        else:
+            assert "nvidia.com/gpu" not in json.dumps(resources), op_name
+
+
+def test_a_ddp_detector_pod_asks_for_as_many_gpus(launcher, monkeypatch):
+    run_launcher, instance, _ = launcher
+    monkeypatch.setenv(deployment.GPU_STEP_ENV_PREFIX + "FASHION_DETECTOR", "2")
+    executor_config, _ = _executor_config()
+    job = _as_dict(_step_job(run_launcher, _run(instance), "fashion_detector", executor_config))
+    assert _container(job)["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+def test_a_step_asking_for_more_gpus_than_the_pool_is_refused_before_launch(k8s_env, monkeypatch):
+    from fashion_pipeline.definitions import build_defs
+
+    pool = int(_user_env()[deployment.GPU_POOL_LIMIT_ENV_VAR])
+    monkeypatch.setenv(deployment.GPU_STEP_ENV_PREFIX + "DCGAN", str(pool + 1))
+    with pytest.raises(deployment.DeploymentConfigError, match=f"'dcgan' asks for {pool + 1} GPUs .* gpu pool allows {pool}"):
+        build_defs()  # the code location fails to load: no run, no pod
+
+
+def test_local_is_the_default_executor_and_only_configuration_differs(monkeypatch):
+    from fashion_pipeline.definitions import build_defs
+
+    monkeypatch.setenv(deployment.DEPLOYMENT_ENV_VAR, "local")
+    local = build_defs()
+    assert local.executor is None
+    monkeypatch.setenv(deployment.DEPLOYMENT_ENV_VAR, "k8s")
+    on_k8s = build_defs()
+    assert on_k8s.executor.name == "k8s_gpu_steps"
+    assert {k.to_user_string() for a in local.assets for k in a.keys} == \
+        {k.to_user_string() for a in on_k8s.assets for k in a.keys}
+    monkeypatch.setenv(deployment.DEPLOYMENT_ENV_VAR, "swarm")
+    with pytest.raises(deployment.DeploymentConfigError, match="FASHION_PIPELINE_DEPLOYMENT='swarm'"):
+        build_defs()
+
+
+def _literal_secrets(node, path=""):
+    """Keys that look like credentials and carry a literal value in the values file."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            sub = f"{path}.{key}"
+            literal = isinstance(value, (str, int)) and not isinstance(value, bool) and value != ""
+            if literal and any(word in key.lower() for word in ("password", "token", "secretkey")):
+                yield sub
+            yield from _literal_secrets(value, sub)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _literal_secrets(item, f"{path}[{i}]")
+
+
+def test_values_hold_no_credential():
+    assert list(_literal_secrets(VALUES)) == []
+    assert VALUES["generatePostgresqlPasswordSecret"] is False
+    for env in VALUES["runLauncher"]["config"]["k8sRunLauncher"]["envVars"] + [e["name"] for e in USER_CODE["env"]]:
+        assert not any(w in env.upper() for w in ("PASSWORD", "TOKEN", "SECRET")), env
