@@ -146,3 +146,10 @@ def metadata_bytes(materialization: dg.AssetMaterialization) -> int:
     from dagster._serdes import serialize_value
 
     return len(serialize_value(dict(materialization.metadata)).encode("utf-8"))
+
+
+def file_data_version(*paths) -> dg.DataVersion:
+    """The data version of an output made of these files: their contents' combined sha256."""
+    from fashion_pipeline.common.fingerprint import combine, file_sha256
+
+    return dg.DataVersion(combine(file_sha256(path) for path in paths))

@@ -20,7 +20,6 @@ import pandas as pd
 from fashion_pipeline.common import atomic, lineage, render
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, FOLLOWS_UPSTREAM, TRAINING_RETRY
 from fashion_pipeline.common.config import config_from_dataclass
-from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.gan import crops, settings, training_sets
 
@@ -31,14 +30,6 @@ SEEDS = ["0", "1", "2"]
 dcgan_partitions = dg.MultiPartitionsDefinition(
     {"variant": variant_partitions, "seed": dg.StaticPartitionsDefinition(SEEDS)})
 DEMO_DCGAN_PARTITIONS = [dg.MultiPartitionKey({"variant": v, "seed": "0"}) for v in training_sets.VARIANTS]
-
-
-def _md(text: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(text)
-
-
-def _file_version(*paths) -> dg.DataVersion:
-    return dg.DataVersion(combine(file_sha256(path) for path in paths))
 
 
 def _dataset_manifest(context, data_root: DataRoot) -> tuple[lineage.Recorded, pd.DataFrame]:
@@ -87,7 +78,7 @@ def pinterest_detections(context: dg.AssetExecutionContext, config: DetectionsCo
         "detector": best.get("backbone", "?"),
         "device": str(device),
         "path": dg.MetadataValue.path(lineage.relative(path, data_root.path)),
-    }, data_version=_file_version(path))
+    }, data_version=lineage.file_data_version(path))
 
 
 # ---------------------------------------------------------------- crops
@@ -130,11 +121,11 @@ def fullbody_crops(context: dg.AssetExecutionContext, config: CropsConfig, data_
             "total": len(detections),
             "kept_fraction": round(len(manifest) / max(len(detections), 1), 4),
             "score_threshold": config.score_threshold,
-            "score_histogram": _md(_score_histogram(crops.fullbody_scores(detections), config.score_threshold)),
-            "samples": _md(render.grid_markdown(samples, alt="crops")),
+            "score_histogram": dg.MetadataValue.md(_score_histogram(crops.fullbody_scores(detections), config.score_threshold)),
+            "samples": dg.MetadataValue.md(render.grid_markdown(samples, alt="crops")),
             "manifest": dg.MetadataValue.path(lineage.relative(manifest_path, data_root.path)),
         },
-        data_version=_file_version(manifest_path),
+        data_version=lineage.file_data_version(manifest_path),
         check_results=[dg.AssetCheckResult(check_name="enough_crops", passed=len(manifest) >= 2,
                                            metadata={"kept": len(manifest)})],
     )
@@ -165,7 +156,7 @@ def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetCon
                                                config.subset_seed, size)
     valid = images.ndim == 4 and images.shape[1:] == (size, size, 3) and len(images) >= 2 and images.std() > 0
     array_path = out_dir / training_sets.array_name(variant, size)
-    version = _file_version(array_path)
+    version = lineage.file_data_version(array_path)
     return dg.MaterializeResult(
         metadata={
             "variant": variant,
@@ -173,7 +164,7 @@ def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetCon
             "shape": str(images.shape),
             "image_size": size,
             "megabytes": round(images.nbytes / 2**20, 2),
-            "samples": _md(render.grid_markdown(list(images[:64]), cell=64, alt=variant)),
+            "samples": dg.MetadataValue.md(render.grid_markdown(list(images[:64]), cell=64, alt=variant)),
             "path": dg.MetadataValue.path(lineage.relative(array_path, data_root.path)),
             "fingerprint": version.value,
         },
@@ -296,13 +287,13 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
             **trained,
             "training_images": len(images),
             "training_set_version": training_set.data_version or "",
-            "loss_chart": _md(loss_chart(history, variant)),
-            "real_vs_fake": _md(render.png_markdown(comparison, alt="real vs fake")),
+            "loss_chart": dg.MetadataValue.md(loss_chart(history, variant)),
+            "real_vs_fake": dg.MetadataValue.md(render.png_markdown(comparison, alt="real vs fake")),
             "real_vs_fake_png": dg.MetadataValue.path(lineage.relative(out_dir / "real_vs_fake.png", data_root.path)),
             "generator": dg.MetadataValue.path(lineage.relative(generator_path, data_root.path)),
             "checkpoint": dg.MetadataValue.path(lineage.relative(out_dir / settings.CHECKPOINT_NAME, data_root.path)),
         },
-        data_version=_file_version(generator_path),
+        data_version=lineage.file_data_version(generator_path),
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
                                            metadata={"variant": variant, "seed": seed, "epochs": len(history["epochs"])})],
     )
@@ -366,7 +357,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
         "runs": ", ".join(f"{v}/seed{s}" for v, seeds in runs.items() for s in seeds),
         "left_out": ", ".join(f"{v} ({why})" for v, why in left_out.items()) or "none",
         "feature_space": built["feature_space"],
-        "report": _md(report.report_markdown(built, render.png_markdown(built["picture"], alt="fakes"))),
+        "report": dg.MetadataValue.md(report.report_markdown(built, render.png_markdown(built["picture"], alt="fakes"))),
         "path": dg.MetadataValue.path(lineage.relative(out_dir / "report.md", data_root.path)),
     }
     for variant, summary in built["table"].items():  # means over the seeds: the UI plots them across reports
@@ -381,7 +372,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
                     metadata[f"{variant}_{prefix}{metric}_vs_{reference}"] = round(mean, 6)
     for variant, (mean, _, _) in report.variant_means(built["quality"], "untrained_over_trained", "FID").items():
         metadata[f"{variant}_untrained_over_trained_FID"] = round(mean, 3)
-    return dg.MaterializeResult(metadata=metadata, data_version=_file_version(out_dir / "report.json"))
+    return dg.MaterializeResult(metadata=metadata, data_version=lineage.file_data_version(out_dir / "report.json"))
 
 
 defs = dg.Definitions(assets=[pinterest_detections, fullbody_crops, dcgan_training_set, dcgan, ablation_report])

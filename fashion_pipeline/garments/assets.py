@@ -30,14 +30,6 @@ MASKS_CHECK = "masks_not_degenerate"
 CROP_GEOMETRY = ("width", "height", "crop_x0", "crop_y0", "crop_side")
 
 
-def _md(text: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(text)
-
-
-def _file_version(*paths) -> dg.DataVersion:
-    return dg.DataVersion(combine(file_sha256(path) for path in paths))
-
-
 def _usable_masks(context, data_root: DataRoot) -> tuple[lineage.Recorded, pd.DataFrame]:
     recorded = lineage.require_latest(context.instance, "garment_masks")
     lineage.require_checks_passed(context.instance, "garment_masks", (MASKS_CHECK,))
@@ -140,7 +132,7 @@ def _masks_metadata(frame: pd.DataFrame, config: GarmentMasksConfig, wall: float
         "wall_seconds": round(wall, 2),
         "images_per_second": round(len(frame) / wall, 2) if wall > 0 else 0.0,
         "method": config.method, "iterations": config.iterations, "margin": config.margin,
-        "overlays": _md(_overlay_grid(frame, root, config.overlays)),
+        "overlays": dg.MetadataValue.md(_overlay_grid(frame, root, config.overlays)),
         "manifest": dg.MetadataValue.path(lineage.relative(manifest_path, root)),
     }
     if len(scored):  # the embedded site's truth; a skipped crop counts as IoU 0
@@ -218,12 +210,12 @@ def pattern_patches(context: dg.AssetExecutionContext, config: PatternPatchesCon
     else:
         images, counts = _garment_category_patches(context, config, data_root, category)
     path = atomic.save_npy(data_root.asset_dir("pattern_patches") / f"{category}.npy", images)
-    version = _file_version(path)
+    version = lineage.file_data_version(path)
     return dg.MaterializeResult(
         metadata={"category": category, "patches": len(images),
                   "source": config.source_folder or "garment masks (embedded generator's labels)",
                   **{f"seen_{label}": n for label, n in sorted(counts.items())},
-                  "samples": _md(render.grid_markdown(list(images[:48]), ncols=12, cell=48, alt=category)),
+                  "samples": dg.MetadataValue.md(render.grid_markdown(list(images[:48]), ncols=12, cell=48, alt=category)),
                   "path": dg.MetadataValue.path(lineage.relative(path, data_root.path)), "fingerprint": version.value},
         data_version=version,
         check_results=[dg.AssetCheckResult(check_name="enough_patches", passed=len(images) >= 8,
@@ -309,11 +301,11 @@ def pattern_dcgan(context: dg.AssetExecutionContext, config: PatternDCGANConfig,
             **gan_model.run_metadata(result),  # what ``dcgan`` reports: best and final epochs' stats, timing
             "training_images": len(images), "patches_version": patches_record.data_version or "",
             "nz": train_config.nz, "batch_size": train_config.batch_size, **scores,
-            "loss_chart": _md(loss_chart(history, category)),
-            "generated": _md(render.png_markdown(grid, alt="patches vs generated")),
+            "loss_chart": dg.MetadataValue.md(loss_chart(history, category)),
+            "generated": dg.MetadataValue.md(render.png_markdown(grid, alt="patches vs generated")),
             "generator": dg.MetadataValue.path(lineage.relative(generator_path, data_root.path)),
         },
-        data_version=_file_version(generator_path),
+        data_version=lineage.file_data_version(generator_path),
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
                                            metadata={"category": category, "epochs": len(result.history)})])
 
@@ -369,12 +361,12 @@ def restyled_garments(context: dg.AssetExecutionContext, config: RestyleConfig, 
                                   settings, config.seed)
         rows.append(tiles)
         grid = render.image_grid(tiles, ncols=len(chosen), cell=96)
-        metadata[f"before_after_{category}"] = _md(render.inline_image_markdown(grid, alt=category, max_bytes=budget))
+        metadata[f"before_after_{category}"] = dg.MetadataValue.md(render.inline_image_markdown(grid, alt=category, max_bytes=budget))
     picture = render.image_grid([tile for tiles in rows for tile in tiles], ncols=len(chosen), cell=128)
     picture_path = atomic.write_bytes(out_dir / "before_after.png", render.png_bytes(picture))
     metadata.update(categories=", ".join(generators), crops=len(chosen),
                     picture=dg.MetadataValue.path(lineage.relative(picture_path, root)))
-    return dg.MaterializeResult(metadata=metadata, data_version=_file_version(picture_path))
+    return dg.MaterializeResult(metadata=metadata, data_version=lineage.file_data_version(picture_path))
 
 
 defs = dg.Definitions(assets=[garment_masks, pattern_patches, pattern_dcgan, restyled_garments])
