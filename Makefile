@@ -46,7 +46,7 @@ bench: install
 # The gpu-marked tests and the GPU benchmarks; says so and exits 0 without CUDA. Needs only torch,
 # torchvision, numpy, PIL and pytest (no install, no dagster): `make gpu-check PYTHON=python3` on a bare GPU box.
 gpu-check:
-	PYTHONPATH=$(CURDIR) $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_check
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_check
 
 clean:
 	rm -rf data storage history logs schedules compute_logs .logs_queue .nux .telemetry

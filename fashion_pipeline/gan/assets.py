@@ -363,7 +363,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     for variant, summary in built["table"].items():  # means over the seeds: the UI plots them across reports
         metadata.update({f"{variant}_{k}": round(float(summary["best"][k]), 5) for k in ("Loss_G", "Loss_D", "D_x")})
         metadata[f"{variant}_seeds"] = len(summary["seeds"])
-    for name in {n for by_seed in built["quality"].values() for entries in by_seed.values() for n in entries}:
+    for name in sorted({n for by_seed in built["quality"].values() for entries in by_seed.values() for n in entries}):
         if name.startswith(("vs_", "untrained_vs_")):
             prefix = "" if name.startswith("vs_") else "untrained_"
             reference = name.split("vs_", 1)[1]
