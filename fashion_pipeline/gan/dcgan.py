@@ -64,6 +64,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from fashion_pipeline.common import atomic  # noqa: E402
+from fashion_pipeline.gan.augment import diff_augment, parse_policy  # noqa: E402
 from fashion_pipeline.common.device import pick_device  # noqa: E402
 
 from fashion_pipeline.gan.settings import (  # noqa: E402,F401  (torch-free, for the Dagster layer)
@@ -217,8 +218,11 @@ class _Trainer:
         self.inject_nan = inject_nan
         self.use_amp = config.amp and device.type == "cuda"
         self.channels_last = config.channels_last and device.type == "cuda"
-        # Graphs replay fixed addresses: one process (no all-reduce inside) and no fault injection.
-        self.use_graphs = config.cuda_graphs and device.type == "cuda" and world_size == 1 and inject_nan is None
+        self.augment_policy = parse_policy(config.diff_augment)
+        # Graphs replay fixed addresses: one process (no all-reduce inside), no fault injection, and no
+        # augmentation (its index tensors are built per call; never checked under capture).
+        self.use_graphs = (config.cuda_graphs and device.type == "cuda" and world_size == 1 and inject_nan is None
+                           and not self.augment_policy)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = config.cudnn_benchmark
         self.generator, self.discriminator = build_models(config, device)
@@ -254,10 +258,10 @@ class _Trainer:
     def _d_step(self, real: torch.Tensor, noise: torch.Tensor):
         """Maximise log D(x) + log(1 - D(G(z))); returns the fake batch for the G step."""
         with self._autocast():
-            logits_real = self.discriminator(real)
+            logits_real = self.discriminator(self._augment(real))
             err_real = F.binary_cross_entropy_with_logits(logits_real.float(), torch.ones_like(logits_real, dtype=torch.float32))
             fake = self.generator(noise)
-            logits_fake = self.discriminator(fake.detach())
+            logits_fake = self.discriminator(self._augment(fake.detach()))
             err_fake = F.binary_cross_entropy_with_logits(logits_fake.float(), torch.zeros_like(logits_fake, dtype=torch.float32))
         err_d = err_real + err_fake
         if self.inject_nan == (self.rank, self.steps_done):
@@ -265,10 +269,14 @@ class _Trainer:
         err_d.backward(inputs=self.d_params)
         return fake, err_d, torch.sigmoid(logits_real.float()).mean(), torch.sigmoid(logits_fake.float()).mean()
 
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees: the images, or (``diff_augment``) the same random augmentation policy for reals and fakes."""
+        return diff_augment(images, self.augment_policy) if self.augment_policy else images
+
     def _g_step(self, fake: torch.Tensor):
         """Maximise log D(G(z)) (the non-saturating loss), through the just-updated D, into G's weights only."""
         with self._autocast():
-            logits = self.discriminator(fake)
+            logits = self.discriminator(self._augment(fake))
             err_g = F.binary_cross_entropy_with_logits(logits.float(), torch.ones_like(logits, dtype=torch.float32))
         err_g.backward(inputs=self.g_params)
         return err_g, torch.sigmoid(logits.float()).mean()

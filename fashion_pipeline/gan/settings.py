@@ -42,6 +42,8 @@ class TrainConfig:
     cuda_graphs: bool = True  # CUDA, one process: each full-batch step replays one captured graph
     cudnn_benchmark: bool = True
     checkpoint_every: int = 1  # epochs between checkpoint_last.pt writes (the last epoch is always written)
+    # DiffAugment for small training sets (gan/augment.py): "" (the thesis: none) or e.g. "color,translation,cutout"
+    diff_augment: str = ""
 
     def __post_init__(self):
         if self.image_size not in IMAGE_SIZES:
@@ -57,5 +59,6 @@ class TrainConfig:
     def architecture(self, world_size: int = 1) -> dict:
         """The fields a checkpoint must agree on to be resumed (the world size: see ``dcgan.ResumeRefused``)."""
         return {"nz": self.nz, "ngf": self.ngf, "ndf": self.ndf, "image_size": self.image_size,
+                "diff_augment": self.diff_augment,
                 "lr": self.effective_lr(world_size), "beta1": self.beta1, "batch_size": self.batch_size,
                 "seed": self.seed, "drop_last": self.drop_last, "world_size": world_size}
