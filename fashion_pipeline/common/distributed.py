@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Optional
+
+
+def launch_command(module: str, args: list[str], nproc_per_node: int = 1) -> list[str]:
+    """``python -m <module> <args>``, or the same under torchrun with ``nproc_per_node`` processes."""
+    if nproc_per_node > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}",
+                "-m", module, *args]
+    return [sys.executable, "-m", module, *args]
 
 
 def distributed_setup(use_cuda: Optional[bool] = None) -> tuple[int, int, int]:

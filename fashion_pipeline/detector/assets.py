@@ -10,14 +10,12 @@ sha256), and ``best_detector`` ranks only the backbones whose latest materializa
 evaluated on that same ``val.json``. Torch is imported inside the assets, never at load time.
 """
 
-import os
-import sys
 from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
-from fashion_pipeline.common import lineage
+from fashion_pipeline.common import distributed, lineage
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, TRAINING_RETRY
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
@@ -107,10 +105,7 @@ def train_command(config: DetectorTrainingConfig, backbone: str, coco_dir, outpu
             args += [flag, *map(str, value)]
         else:
             args += [flag, str(value)]
-    if config.nproc_per_node > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={config.nproc_per_node}"]
-        return [*launcher, "-m", "fashion_pipeline.detector.train", *args]
-    return [sys.executable, "-m", "fashion_pipeline.detector.train", *args]
+    return distributed.launch_command("fashion_pipeline.detector.train", args, config.nproc_per_node)
 
 
 def current_training_data(instance: dg.DagsterInstance, data_root) -> lineage.Recorded:
@@ -152,13 +147,7 @@ def fashion_detector(
     output_dir = data_root.asset_dir("fashion_detector", backbone)
     command = train_command(config, backbone, coco_dir, output_dir, compute.device)
     context.log.info("training: " + " ".join(command))
-    # Idle OpenMP threads sleep instead of spinning: on a shared CPU spinning made training 3-5x slower.
-    env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    # On a multi-GPU host: nproc_per_node GPUs of its own (CUDA_VISIBLE_DEVICES), leased until the step ends;
-    # refused here, before launch, when the host has fewer. No GPU: no lease, nothing set.
-    env.update(compute.lease(config.nproc_per_node, log=context.log.info).env)
-    if env.get("CUDA_VISIBLE_DEVICES"):
-        context.log.info(f"GPU lease: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}")
+    env = compute.training_env(config.nproc_per_node, log=context.log.info)
     reported = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result()
     checkpoint = output_dir / "model_final.pt"
     if not checkpoint.is_file() or "AP" not in (reported.metadata or {}):

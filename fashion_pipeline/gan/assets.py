@@ -9,15 +9,13 @@ Torch is imported inside the assets, never when the code location loads.
 
 import dataclasses
 import json
-import os
-import sys
 from typing import Optional
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from fashion_pipeline.common import atomic, lineage, render
+from fashion_pipeline.common import atomic, distributed, lineage, render
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, FOLLOWS_UPSTREAM, TRAINING_RETRY
 from fashion_pipeline.common.config import config_from_dataclass
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
@@ -194,11 +192,8 @@ def _train_command(train_config, data_path, out_dir, nproc_per_node: int) -> lis
     """The CLI call (``python -m fashion_pipeline.gan.dcgan``) that reproduces this materialization outside Dagster."""
     from fashion_pipeline.gan.dcgan import command_args  # the CLI's own flag spelling
 
-    args = ["-m", "fashion_pipeline.gan.dcgan", "--data", str(data_path), "--out", str(out_dir),
-            *command_args(train_config)]
-    if nproc_per_node > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc_per_node}", *args]
-    return [sys.executable, *args]
+    args = ["--data", str(data_path), "--out", str(out_dir), *command_args(train_config)]
+    return distributed.launch_command("fashion_pipeline.gan.dcgan", args, nproc_per_node)
 
 
 def _current_training_set(context, variant: str, image_size: int) -> lineage.Recorded:
@@ -267,9 +262,7 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
     # The resume key holds the images' content fingerprint: new data never continues an old checkpoint.
     command = _train_command(train_config, data_path, out_dir, config.nproc_per_node)
     context.log.info("training: " + " ".join(command))
-    # Idle OpenMP threads sleep instead of spinning; on a multi-GPU host, nproc_per_node leased GPUs.
-    env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    env.update(compute.lease(config.nproc_per_node, log=context.log.info).env)
+    env = compute.training_env(config.nproc_per_node, log=context.log.info)
     trained = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result().metadata
     history = json.loads((out_dir / settings.HISTORY_NAME).read_text())
     reals = images[np.sort(np.random.default_rng(0).choice(len(images), min(64, len(images)), replace=False))]
