@@ -61,3 +61,30 @@ def test_a_dcgan_trains_with_diffaugment_and_its_checkpoint_records_the_policy(t
     assert all(np.isfinite(result.history[0][name]) for name in dcgan.STAT_NAMES)
     saved = torch.load(tmp_path / dcgan.CHECKPOINT_NAME, map_location="cpu", weights_only=False)
     assert saved["architecture"]["diff_augment"] == "color,translation,cutout"
+
+
+def test_random_flip_mirrors_about_half_of_the_images_and_leaves_the_rest():
+    images = _images(n=200)
+    torch.manual_seed(1)
+    flipped = augment.random_flip(images)
+    mirrored = [bool(torch.equal(f, i.flip(2))) for f, i in zip(flipped, images)]
+    unchanged = [bool(torch.equal(f, i)) for f, i in zip(flipped, images)]
+    assert all(m != u for m, u in zip(mirrored, unchanged))  # every image is one or the other, never both
+    assert 70 < sum(mirrored) < 130
+
+
+def test_a_step_budget_sets_the_epochs_from_the_training_set_size(tmp_path):
+    import numpy as np
+
+    from fashion_pipeline.gan import dcgan
+
+    rng = np.random.default_rng(0)
+    small, large = (rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8) for n in (16, 40))
+    config = dcgan.TrainConfig(ngf=4, ndf=4, batch_size=8, epochs=99, steps=9, device="cpu", flip=True)
+    # 16 images: 2 steps an epoch -> 5 epochs (10 steps); 40 images: 5 steps an epoch -> 2 epochs (10 steps)
+    assert len(dcgan.train(small, tmp_path / "small", config, log=lambda m: None).history) == 5
+    assert len(dcgan.train(large, tmp_path / "large", config, log=lambda m: None).history) == 2
+    saved = torch.load(tmp_path / "large" / dcgan.CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    assert saved["architecture"]["flip"] is True
+    with pytest.raises(ValueError, match="steps"):
+        dcgan.TrainConfig(steps=-1)

@@ -26,6 +26,12 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
+def random_flip(images: torch.Tensor) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2 (a data augmentation of the reals, not a DiffAugment)."""
+    mirrored = torch.rand(images.size(0), 1, 1, 1, device=images.device) < 0.5
+    return torch.where(mirrored, images.flip(3), images)
+
+
 def diff_augment(images: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
     for name in policy:
         images = _AUGMENTS[name](images)

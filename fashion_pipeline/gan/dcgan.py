@@ -64,7 +64,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from fashion_pipeline.common import atomic  # noqa: E402
-from fashion_pipeline.gan.augment import diff_augment, parse_policy  # noqa: E402
+from fashion_pipeline.gan.augment import diff_augment, parse_policy, random_flip  # noqa: E402
 from fashion_pipeline.common.device import pick_device  # noqa: E402
 
 from fashion_pipeline.gan.settings import (  # noqa: E402,F401  (torch-free, for the Dagster layer)
@@ -308,6 +308,8 @@ class _Trainer:
 
     def _real(self, index: torch.Tensor) -> torch.Tensor:
         real = uint8_to_unit_range(self.data[index])
+        if self.config.flip:
+            real = random_flip(real)
         return real if self.channels_last else real.contiguous()  # NCHW, the layout the models were built in
 
     def batch_bounds(self) -> list[tuple[int, int]]:
@@ -500,6 +502,7 @@ def train(images: np.ndarray, out_dir: str | Path, config: TrainConfig = TrainCo
         out_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = dataset_fingerprint(images)
     trainer = _Trainer(images, config, device, rank, world_size, inject_nan)
+    config = dataclasses.replace(config, epochs=config.epochs_for(len(trainer.batch_bounds())))
     checkpoint = out_dir / CHECKPOINT_NAME
     start_epoch, history, step_losses = _try_resume(trainer, checkpoint, config, fingerprint, log)
     if start_epoch:

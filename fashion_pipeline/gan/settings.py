@@ -44,10 +44,19 @@ class TrainConfig:
     checkpoint_every: int = 1  # epochs between checkpoint_last.pt writes (the last epoch is always written)
     # DiffAugment for small training sets (gan/augment.py): "" (the thesis: none) or e.g. "color,translation,cutout"
     diff_augment: str = ""
+    # Random left-right flips of the real images (the figures are left-right symmetric): twice the
+    # distinct images for the discriminator to memorise. Off in the thesis.
+    flip: bool = False
+    # > 0: train for this many optimiser steps, rounded up to whole epochs, instead of ``epochs``. A step
+    # budget gives training sets of different sizes the same number of updates (an epoch of 128 crops is 8
+    # steps at batch 16, of 458 images 29).
+    steps: int = 0
 
     def __post_init__(self):
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
@@ -56,9 +65,13 @@ class TrainConfig:
             return self.lr
         return self.lr * self.batch_size * world_size / self.reference_batch_size
 
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """How many epochs this config trains when an epoch is ``steps_per_epoch`` steps."""
+        return -(-self.steps // steps_per_epoch) if self.steps else self.epochs
+
     def architecture(self, world_size: int = 1) -> dict:
         """The fields a checkpoint must agree on to be resumed (the world size: see ``dcgan.ResumeRefused``)."""
         return {"nz": self.nz, "ngf": self.ngf, "ndf": self.ndf, "image_size": self.image_size,
-                "diff_augment": self.diff_augment,
+                "diff_augment": self.diff_augment, "flip": self.flip,
                 "lr": self.effective_lr(world_size), "beta1": self.beta1, "batch_size": self.batch_size,
                 "seed": self.seed, "drop_last": self.drop_last, "world_size": world_size}
