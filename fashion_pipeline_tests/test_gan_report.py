@@ -31,3 +31,43 @@ def test_histories_without_the_printed_batch_give_only_means():
     assert "tutorial" not in summary
     markdown = report.like_for_like_markdown({"subset": summary})
     assert "last logged batch" not in markdown and "per-epoch means" in markdown and "0.6572" in markdown
+
+
+def _mean_colour_space():
+    import torch
+
+    from fashion_pipeline.gan import quality
+
+    return quality.FeatureSpace("mean_colour", "per-channel means", lambda batch: batch.mean(dim=(2, 3)), 32,
+                                torch.device("cpu"))
+
+
+def _save_generator(path, image_size: int) -> None:
+    import torch
+
+    from fashion_pipeline.gan import dcgan
+
+    path.parent.mkdir(parents=True)
+    generator = dcgan.Generator(nz=8, ngf=4, image_size=image_size)
+    torch.save({"nz": 8, "ngf": 4, "image_size": image_size, "state_dict": generator.state_dict()}, path)
+
+
+def test_a_128px_generator_is_scored_against_the_128px_training_set_not_the_64px_one(tmp_path):
+    import numpy as np
+    import pytest
+
+    from fashion_pipeline.gan import dcgan, report
+
+    sets = tmp_path / "dcgan_training_set"
+    sets.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(sets / "cropped.npy", rng.integers(0, 255, (40, 64, 64, 3), dtype=np.uint8))
+    _save_generator(report.run_dir(tmp_path, "cropped", "0") / dcgan.GENERATOR_NAME, image_size=128)
+    settings = report.ReportSettings(n_samples=32, kid_subsets=5)
+    with pytest.raises(FileNotFoundError, match="cropped_128px.npy"):
+        report.quality_scores(tmp_path, {"cropped": ["0"]}, _mean_colour_space(), settings)
+
+    np.save(sets / "cropped_128px.npy", rng.integers(0, 255, (24, 128, 128, 3), dtype=np.uint8))
+    scores = report.quality_scores(tmp_path, {"cropped": ["0"]}, _mean_colour_space(), settings)["cropped"]["0"]
+    assert scores["vs_cropped"]["n_real"] == 24  # the 128-px set, not the 40 images at 64 px
+    assert "vs_original" not in scores  # no original set at 128 px: no cross-variant score against 64-px reals

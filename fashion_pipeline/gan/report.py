@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from fashion_pipeline.common import atomic, render
 from fashion_pipeline.gan import dcgan, quality
 from fashion_pipeline.gan.settings import TUTORIAL_LOG_EVERY
-from fashion_pipeline.gan.training_sets import VARIANTS
+from fashion_pipeline.gan.training_sets import VARIANTS, array_name
 
 # Thesis, Table 5.2 (best epoch, 200 epochs); "original" is from the per-experiment tables. The thesis
 # quotes cropped's Loss_D as 0.5132 in its per-experiment table and 0.5139 in Table 5.2: Table 5.2's here.
@@ -159,28 +159,34 @@ def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.F
     """Per variant and seed: FID/KID of the fakes against the variant's own training set and against
     ``original`` (the common reference), and of an untrained generator of the same architecture against
     its own training set (the baseline). Returns {variant: {seed: entries}}."""
-    feature_cache: dict[str, np.ndarray] = {}
+    feature_cache: dict[Path, np.ndarray] = {}
 
-    def real_features(variant: str) -> Optional[np.ndarray]:
-        path = data_root / "dcgan_training_set" / f"{variant}.npy"
-        if variant not in feature_cache and path.exists():
+    def real_features(variant: str, size: int) -> Optional[np.ndarray]:
+        """Features of the variant's training set at the generators' resolution (a 128-px run is never
+        scored against upsampled 64-px reals); None when that set was never built."""
+        path = data_root / "dcgan_training_set" / array_name(variant, size)
+        if path not in feature_cache and path.exists():
             reals = _sample_reals(np.load(path, mmap_mode="r"), settings.max_reals, settings.seed)
-            feature_cache[variant] = space.features(np.asarray(reals))
-        return feature_cache.get(variant)
+            feature_cache[path] = space.features(np.asarray(reals))
+        return feature_cache.get(path)
 
     scores: dict[str, dict] = {}
     for variant, seeds in runs.items():
-        own = real_features(variant)
-        plan = quality.sample_plan(len(own), own.shape[1], settings.n_samples, settings.max_reals)
         scores[variant] = {}
         for seed in seeds:
             generator_path = run_dir(data_root, variant, seed) / dcgan.GENERATOR_NAME
             generator = dcgan.load_generator(generator_path, space.device)
+            size = generator.image_size
+            own = real_features(variant, size)
+            if own is None:
+                raise FileNotFoundError(f"{generator_path} is a {size}-px generator but its training set "
+                                        f"{data_root / 'dcgan_training_set' / array_name(variant, size)} is missing")
+            plan = quality.sample_plan(len(own), own.shape[1], settings.n_samples, settings.max_reals)
             fakes = space.features(dcgan.sample(generator, plan.n_fake, settings.seed, device=space.device))
             entries = {"plan": {"n_fake": plan.n_fake, "n_real": plan.n_real, "dim": plan.dim,
                                 "fid_reliable": plan.fid_reliable, "note": plan.note()}}
             for reference in dict.fromkeys([variant, "original"]):
-                reals = real_features(reference)
+                reals = real_features(reference, size)
                 if reals is not None:
                     entries[f"vs_{reference}"] = _distances(fakes, reals, settings)
             untrained = space.features(dcgan.sample(untrained_like(generator_path, space.device, settings.seed),
