@@ -324,7 +324,7 @@ def current_runs(instance: dg.DagsterInstance) -> tuple[dict[str, list[str]], di
     return runs, left_out
 
 
-@dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="2",
+@dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="3",
           automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS)
 def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, data_root: DataRoot,
                     compute: ComputeDevice) -> dg.MaterializeResult:
