@@ -143,6 +143,7 @@ def test_gan_chain_backfill_resume_and_report(data_root):
         for stat in ("Loss_D", "Loss_G", "D_x", "D_G_z1", "D_G_z2"):
             assert isinstance(metadata[stat], float) and isinstance(metadata["final_" + stat], float)
         assert metadata["best_epoch"] == 1 and metadata["resumed_from_epoch"] == 0
+        assert metadata["optimizer_steps"] == {"original": 2}.get(variant, 1)  # 32 or 16 images at batch 16
         assert metadata["seed"] == seed and metadata["torch_seed"] == 999 + int(seed)
         assert "base64" in metadata["loss_chart"] and "base64" in metadata["real_vs_fake"]
         assert (data_root / "dcgan" / variant / f"seed{seed}" / "checkpoint_last.pt").exists()

@@ -61,7 +61,8 @@ def test_resume_on_cuda_equals_an_uninterrupted_run(tmp_path):
     dict(amp=True, compile=True),  # torch.compile'd modules inside the captured graph
     dict(amp=True, image_size=128),
     dict(amp=True, batch_size=48),  # 256 = 5 x 48 + 16: a partial last batch runs eagerly between replays
-], ids=["bf16-graphs", "bf16-eager", "compile", "128px", "partial-last-batch"])
+    dict(amp=True, flip=True, epochs=99, steps=16),  # the flips' random draws inside the captured graph; 2 epochs
+], ids=["bf16-graphs", "bf16-eager", "compile", "128px", "partial-last-batch", "flip-steps-graphs"])
 def test_cuda_paths_train_with_finite_losses(tmp_path, overrides):
     config = _config(**overrides)
     result = dcgan.train(_images(size=config.image_size), tmp_path, config, log=lambda m: None)

@@ -279,6 +279,7 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
             # stats of the best and final epochs, epochs, resumed_from_epoch, seconds, images/s, device
             **trained,
             "training_images": len(images),
+            "optimizer_steps": len(history["step_losses"]),  # compare variants of different sizes by updates, not epochs
             "training_set_version": training_set.data_version or "",
             "loss_chart": dg.MetadataValue.md(loss_chart(history, variant)),
             "real_vs_fake": dg.MetadataValue.md(render.png_markdown(comparison, alt="real vs fake")),
