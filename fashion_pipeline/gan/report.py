@@ -161,10 +161,13 @@ def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.F
     its own training set (the baseline). Returns {variant: {seed: entries}}."""
     feature_cache: dict[Path, np.ndarray] = {}
 
+    def training_set_path(variant: str, size: int) -> Path:
+        return data_root / "dcgan_training_set" / array_name(variant, size)
+
     def real_features(variant: str, size: int) -> Optional[np.ndarray]:
         """Features of the variant's training set at the generators' resolution (a 128-px run is never
         scored against upsampled 64-px reals); None when that set was never built."""
-        path = data_root / "dcgan_training_set" / array_name(variant, size)
+        path = training_set_path(variant, size)
         if path not in feature_cache and path.exists():
             reals = _sample_reals(np.load(path, mmap_mode="r"), settings.max_reals, settings.seed)
             feature_cache[path] = space.features(np.asarray(reals))
@@ -180,7 +183,7 @@ def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.F
             own = real_features(variant, size)
             if own is None:
                 raise FileNotFoundError(f"{generator_path} is a {size}-px generator but its training set "
-                                        f"{data_root / 'dcgan_training_set' / array_name(variant, size)} is missing")
+                                        f"{training_set_path(variant, size)} is missing")
             plan = quality.sample_plan(len(own), own.shape[1], settings.n_samples, settings.max_reals)
             fakes = space.features(dcgan.sample(generator, plan.n_fake, settings.seed, device=space.device))
             entries = {"plan": {"n_fake": plan.n_fake, "n_real": plan.n_real, "dim": plan.dim,
