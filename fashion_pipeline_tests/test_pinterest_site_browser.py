@@ -90,12 +90,17 @@ def test_endless_board_never_shows_the_boundary(driver, tmp_path):
 
 def test_login_form_in_the_browser_sets_the_session(driver, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with EmbeddedPinterestSite(tmp_path, ["Prada"], 5) as site:
         driver.get(site.base_url + "/login/")
         driver.find_element(By.CSS_SELECTOR, "input#email[name=id]").send_keys("model@example.com")
-        driver.find_element(By.CSS_SELECTOR, "input#password[name=password]").send_keys("not-logged")
+        password = driver.find_element(By.CSS_SELECTOR, "input#password[name=password]")
+        password.send_keys("not-logged")
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # The click only starts the POST: navigating away at once could cancel it before the cookie is set.
+        WebDriverWait(driver, 30).until(EC.staleness_of(password))
         driver.get(site.board_url("Prada"))
         assert driver.find_elements(By.CSS_SELECTOR, '[data-test-id="header-profile"]')
         assert site.session_seen and site.stats()["logins"] == 1
