@@ -1,7 +1,9 @@
 """Atomic writes: a file appears complete under its final name, or not at all.
 
 Everything is written to a temporary file in the same folder, flushed and fsynced,
-then renamed over the target with ``os.replace`` (atomic on POSIX).
+then renamed over the target with ``os.replace`` (atomic on POSIX). The file gets the mode a
+plain ``open`` would give it (0666 less the umask): ``mkstemp`` alone leaves 0600, which other
+users of a shared volume, or pods running under another uid, cannot read.
 """
 from __future__ import annotations
 
@@ -13,6 +15,21 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``os.umask`` sets it, racing other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on success rename it to ``path``."""
@@ -20,6 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

@@ -32,6 +32,7 @@ class Recorded:
     metadata: dict
     run_id: str
     storage_id: int
+    timestamp: float = 0.0
 
     @property
     def label(self) -> str:
@@ -72,6 +73,7 @@ def latest(instance: dg.DagsterInstance, asset: str, partition: Optional[str] = 
         metadata={key: _value(entry) for key, entry in materialization.metadata.items()},
         run_id=record.run_id,
         storage_id=record.storage_id,
+        timestamp=record.timestamp,
     )
 
 
@@ -89,15 +91,50 @@ def materialized_partitions(instance: dg.DagsterInstance, asset: str) -> set[str
 
 def failed_checks(instance: dg.DagsterInstance, asset: str, check_names: Iterable[str],
                   partition: Optional[str] = None) -> dict[str, str]:
-    """check name -> why, for every named check whose latest evaluation (of this partition) failed."""
+    """check name -> why, for every named check that has not passed on the current materialization.
+
+    A check passes only when its latest evaluation (of this partition) passed *and* targets the
+    materialization that is current now. Failed, PLANNED (its run crashed before the check ran),
+    never evaluated, or evaluated on an older materialization: not passed. So a later crash never
+    hides an earlier failure, and a pass on old data never vouches for new data.
+    """
+    current = latest(instance, asset, partition)
     keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for name in check_names]
     partition_filter = PartitionKeyFilter(key=partition) if partition is not None else None
     latest_records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys, partition_filter=partition_filter)
     failed = {}
-    for key, record in latest_records.items():
-        if record.status == AssetCheckExecutionRecordStatus.FAILED:
-            failed[key.name] = _failure_reason(record)
+    for key in keys:
+        why = _not_passed_reason(latest_records.get(key), current)
+        if why:
+            failed[key.name] = why
     return failed
+
+
+def _not_passed_reason(record, current: Optional[Recorded]) -> Optional[str]:
+    """None when ``record`` passed on ``current``; else why not, in words."""
+    if record is None:
+        return "was never evaluated"
+    if record.status == AssetCheckExecutionRecordStatus.PLANNED:
+        return f"was planned in run {record.run_id} but never evaluated (the run stopped before it)"
+    if not _targets(record, current):
+        return (f"was last evaluated in run {record.run_id} on an older materialization, not on the current one "
+                f"(run {current.run_id if current else '?'})")
+    if record.status == AssetCheckExecutionRecordStatus.FAILED:
+        return _failure_reason(record)
+    return None
+
+
+def _targets(record, current: Optional[Recorded]) -> bool:
+    """Whether the evaluation in ``record`` was made on the ``current`` materialization."""
+    if current is None:
+        return False
+    evaluation = record.evaluation
+    target = getattr(evaluation, "target_materialization_data", None) if evaluation is not None else None
+    if target is not None:
+        return target.storage_id == current.storage_id
+    # No target recorded (a runless evaluation, or an old record): it targets what was current when it was
+    # recorded, so it counts only when it came after the current materialization (Dagster's own fallback).
+    return record.event is not None and record.event.timestamp >= current.timestamp
 
 
 def _failure_reason(record) -> str:
@@ -111,7 +148,8 @@ def _failure_reason(record) -> str:
 
 def require_checks_passed(instance: dg.DagsterInstance, asset: str, check_names: Iterable[str],
                           partition: Optional[str] = None) -> None:
-    """Refuse an upstream whose latest blocking check failed, even when it ran in an earlier run."""
+    """Refuse an upstream whose blocking checks did not pass on its current materialization (``failed_checks``),
+    even when the failure was recorded in an earlier run."""
     failed = failed_checks(instance, asset, check_names, partition)
     if failed:
         label = asset + (f"[{partition}]" if partition else "")

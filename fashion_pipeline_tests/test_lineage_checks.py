@@ -1,0 +1,101 @@
+"""Checks bind to the materialization they evaluated (``lineage.failed_checks`` / ``require_checks_passed``).
+
+A blocking check counts as passed only when its latest result passed *and* targets the current
+materialization: failed, PLANNED (a crashed run), missing, or an older materialization's = not passed.
+"""
+import dagster as dg
+import pytest
+
+from fashion_pipeline.common import lineage
+from fashion_pipeline_tests.records import record, record_check
+
+CHECK = "looks_good"
+
+
+def _asset(behaviour: dict):
+    """An asset with one blocking check; ``behaviour['mode']``: pass | fail | crash."""
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec(CHECK, asset="thing", blocking=True)])
+    def thing():
+        if behaviour["mode"] == "crash":
+            raise RuntimeError("crashed before its checks ran")
+        return dg.MaterializeResult(metadata={"mode": behaviour["mode"]},
+                                    check_results=[dg.AssetCheckResult(check_name=CHECK,
+                                                                       passed=behaviour["mode"] == "pass")])
+
+    return thing
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def _run(instance, behaviour, mode):
+    behaviour["mode"] = mode
+    return dg.materialize([_asset(behaviour)], instance=instance, raise_on_error=False)
+
+
+def test_passed_on_the_current_materialization_counts(instance):
+    _run(instance, {}, "pass")
+    assert lineage.failed_checks(instance, "thing", [CHECK]) == {}
+    lineage.require_checks_passed(instance, "thing", [CHECK])
+
+
+def test_failed_is_refused(instance):
+    _run(instance, {}, "fail")
+    with pytest.raises(dg.Failure, match="check 'looks_good' failed in run") as raised:
+        lineage.require_checks_passed(instance, "thing", [CHECK])
+    assert raised.value.allow_retries is False
+
+
+def test_a_later_crash_does_not_hide_an_earlier_failure(instance):
+    behaviour = {}
+    _run(instance, behaviour, "fail")
+    crashed = _run(instance, behaviour, "crash")
+    assert not crashed.success
+    # the latest check record is the crashed run's PLANNED one; the current materialization is still the bad one
+    why = lineage.failed_checks(instance, "thing", [CHECK])[CHECK]
+    assert "planned" in why and crashed.run_id in why
+    with pytest.raises(dg.Failure, match="never evaluated"):
+        lineage.require_checks_passed(instance, "thing", [CHECK])
+
+
+def test_planned_after_a_pass_is_not_passed_either(instance):
+    behaviour = {}
+    _run(instance, behaviour, "pass")
+    _run(instance, behaviour, "crash")
+    assert "planned" in lineage.failed_checks(instance, "thing", [CHECK])[CHECK]
+
+
+def test_a_check_never_evaluated_is_not_passed(instance):
+    record(instance, "thing", {"n": 1})
+    assert lineage.failed_checks(instance, "thing", [CHECK]) == {CHECK: "was never evaluated"}
+
+
+def test_a_pass_on_an_older_materialization_does_not_count(instance):
+    _run(instance, {}, "pass")
+    record(instance, "thing", {"n": 2})  # a newer materialization nobody checked
+    why = lineage.failed_checks(instance, "thing", [CHECK])[CHECK]
+    assert "older materialization" in why
+    with pytest.raises(dg.Failure, match="older materialization"):
+        lineage.require_checks_passed(instance, "thing", [CHECK])
+
+
+def test_a_runless_check_after_the_materialization_targets_it(instance):
+    record(instance, "thing", {"n": 1})
+    record_check(instance, "thing", CHECK, True)
+    assert lineage.failed_checks(instance, "thing", [CHECK]) == {}
+    record(instance, "thing", {"n": 2})
+    assert CHECK in lineage.failed_checks(instance, "thing", [CHECK])
+
+
+def test_per_partition(instance):
+    for brand, passed in (("a", True), ("b", False)):
+        record(instance, "brands", {"n": 1}, partition=brand)
+        record_check(instance, "brands", CHECK, passed, partition=brand)
+    assert lineage.failed_checks(instance, "brands", [CHECK], "a") == {}
+    assert "failed" in lineage.failed_checks(instance, "brands", [CHECK], "b")[CHECK]
+    record(instance, "brands", {"n": 2}, partition="a")
+    assert "older materialization" in lineage.failed_checks(instance, "brands", [CHECK], "a")[CHECK]
