@@ -79,3 +79,39 @@ def test_training_assets_have_no_automation_and_the_cheap_ones_do():
         assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
     for name in ("fashion_detector", "dcgan", "pinterest_images", "deepfashion_coco"):
         assert graph.get(dg.AssetKey(name)).automation_condition is None, name
+
+
+def _requested_after_an_update(absent: str, updated: str) -> set[str]:
+    """Every asset of the chain materialized except ``absent`` (no partition at all); then ``updated`` changes."""
+    instance = dg.DagsterInstance.ephemeral()
+    for asset in CHAIN:
+        if asset != absent:
+            _materialize(instance, asset, "v1")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    _materialize(instance, updated, "v2")
+    return _requested(dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor))
+
+
+def test_ablation_report_waits_for_a_first_dcgan():
+    # best_detector updates before any dcgan partition exists: the report would fail with "no DCGAN trained".
+    requested = _requested_after_an_update(absent="dcgan", updated="best_detector")
+    assert "ablation_report" not in requested
+    assert "pinterest_detections" in requested  # the rest of the chain still follows best_detector
+
+
+def test_best_detector_waits_for_a_first_backbone():
+    requested = _requested_after_an_update(absent="fashion_detector", updated="deepfashion_coco")
+    assert "best_detector" not in requested
+
+
+def test_one_materialized_partition_is_enough():
+    # The same update with one dcgan partition trained: the report is requested (the other eight may never be).
+    instance = dg.DagsterInstance.ephemeral()
+    for asset in CHAIN:
+        if asset != "dcgan":
+            _materialize(instance, asset, "v1")
+    record(instance, "dcgan", partition="0|cropped", data_version="v1")
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    _materialize(instance, "best_detector", "v2")
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert "ablation_report" in _requested(result)
