@@ -17,7 +17,7 @@ from PIL import Image
 
 from fashion_pipeline.pinterest.site import EmbeddedPinterestSite, FaultConfig, SiteMix, brand_slug
 from fashion_pipeline.pinterest.site.catalog import (
-    END_BOOKMARK, SiteCatalog, decode_bookmark, encode_bookmark,
+    END_BOOKMARK, RECOMMENDATION_HEADINGS, THESIS_BRANDS, SiteCatalog, decode_bookmark, encode_bookmark,
 )
 from fashion_pipeline.pinterest.site.faults import FaultPlanner
 
@@ -145,7 +145,30 @@ def test_mix_is_near_the_thesis_proportions():
     assert 0.13 < share(lambda p: p["content"] == "distractor") < 0.23
     assert 0.45 < share(lambda p: p["outfit"] == "full") < 0.65
     assert 0.03 < share(lambda p: not p["has_original"]) < 0.10
-    assert 0.08 < share(lambda p: p["original_ext"] != "jpg") < 0.20
+    assert 0.08 < share(lambda p: p["original_ext"] in ("png", "webp")) < 0.20
+    assert 0.02 < share(lambda p: p["original_ext"] == "gif") < 0.08
+    assert not any(p["is_video"] for p in pins)  # video pins are off unless a mix asks for them
+
+
+def test_gif_and_video_choices_leave_every_other_pin_unchanged():
+    brands = ["A", "B", "C"]
+    plain = SiteCatalog(brands, 80, seed=0, mix=SiteMix(gif_rate=0.0)).ground_truth()["pins"]
+    gifs = SiteCatalog(brands, 80, seed=0, mix=SiteMix(gif_rate=0.2)).ground_truth()["pins"]
+    changed = {pid for pid in plain if plain[pid] != gifs[pid]}
+    assert changed and all(gifs[pid]["original_ext"] == "gif" for pid in changed)
+    videos = SiteCatalog(brands, 80, seed=0, mix=SiteMix(video_rate=0.2)).ground_truth()
+    is_video = {pid: row["is_video"] for pid, row in videos["pins"].items()}
+    assert 0.1 < sum(is_video.values()) / len(is_video) < 0.3
+    # A planted duplicate is never a video pin, nor a copy of one: the dedup ground truth stays images.
+    for cluster in videos["planted_duplicates"]:
+        assert not any(is_video[pid] for pid in cluster["pin_ids"])
+
+
+def test_each_board_draws_a_recommendations_heading_in_english_or_russian():
+    catalog = SiteCatalog(THESIS_BRANDS, 5, seed=0)
+    drawn = {catalog.recommendations_heading(slug) for slug in catalog.boards}
+    assert drawn == set(RECOMMENDATION_HEADINGS)  # the 20 thesis boards cover every phrasing and both languages
+    assert catalog.recommendations_heading("prada") == SiteCatalog(["Prada"], 5, seed=0).recommendations_heading("prada")
 
 
 def test_bookmarks_round_trip_and_reject_garbage():
@@ -175,9 +198,11 @@ def test_board_url_and_dom_follow_the_contract(site):
         assert pin["href"] == f"/pin/{pin['id']}/"
         src, srcset = pin["img"]["src"], pin["img"]["srcset"]
         entries = [item.strip().split(" ") for item in srcset.split(",")]
-        assert [descriptor for _, descriptor in entries] == ["1x", "2x", "3x"]
+        assert [descriptor for _, descriptor in entries] == ["1x", "2x", "3x", "4x"]  # as on a real board page
         assert entries[0][0] == src and "/236x/" in src
-        assert [url.replace("/474x/", "/236x/").replace("/736x/", "/236x/") for url, _ in entries] == [src] * 3
+        assert [url.replace("/474x/", "/236x/").replace("/736x/", "/236x/") for url, _ in entries[:3]] == [src] * 3
+        spec = site.catalog.pin(pin["id"]).image
+        assert entries[3][0] == site.base_url + spec.path("originals")  # the original, with its own extension
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/i/236x/([0-9a-f]{2}/){3}[0-9a-f]{32}\.jpg", src)
 
 
@@ -190,7 +215,7 @@ def test_feed_pages_walk_the_whole_board_then_more_ideas_never_end(site):
         page = feed_json(site, "BoardFeedResource", "prada", bookmark)
         seen += [pin["id"] for pin in page["data"]]
         bookmark = page["bookmark"]
-        assert set(page["data"][0]["images"]) == {"236x", "474x", "736x"}
+        assert set(page["data"][0]["images"]) == {"236x", "474x", "736x", "orig"}
     assert seen == board_ids
 
     all_board_ids = {i for b in BRANDS for i in site.board_pin_ids(b)}
@@ -220,7 +245,7 @@ def test_search_serves_the_board_for_brand_runway_queries(site):
         assert status == 200
         assert [pin["id"] for pin in parse(body).pins] == site.board_pin_ids("Chloé")[:15]
     page = parse(fetch(site.search_url("hats of 1920"))[2])
-    assert page.pins == [] and "more-ideas-header" in page.test_ids
+    assert page.pins == [] and b"<h2>More ideas</h2>" in fetch(site.search_url("hats of 1920"))[2]
 
 
 def test_pin_page_and_unknown_paths(site):
@@ -292,6 +317,14 @@ def test_original_extension_and_missing_originals(site):
 
     webp = find_pin(site, lambda p: p.image.has_original and p.image.original_ext == "webp").image
     assert fetch(image_url(site, webp, "originals", "webp"))[1]["Content-Type"] == "image/webp"
+
+    gif = find_pin(site, lambda p: p.image.has_original and p.image.original_ext == "gif").image
+    status, headers, body = fetch(image_url(site, gif, "originals", "gif"))
+    animated = Image.open(io.BytesIO(body))
+    assert status == 200 and headers["Content-Type"] == "image/gif" and animated.format == "GIF"
+    assert animated.n_frames == 3 and animated.size == gif.size
+    still = Image.open(io.BytesIO(fetch(image_url(site, gif, "736x"))[2]))
+    assert still.format == "JPEG"  # pinimg's sized copies of a GIF are stills
 
     missing = find_pin(site, lambda p: not p.image.has_original).image
     for ext in ("jpg", "png", "webp"):

@@ -5,8 +5,13 @@
   exponential backoff and jitter; 403/404 move on to the next candidate URL (see ``urls.py``).
 - Every body is validated before it is kept: ``image/*`` content type, a size cap, Pillow's
   decompression-bomb guard plus our own pixel cap, and a full decode so truncated files fail.
+- Only images from image hosts: http(s) URLs whose host is on the allowlist (pinimg.com by default,
+  plus the embedded site's loopback address in embedded mode); redirects are followed by hand, and
+  only while they stay on the allowlist. Anything else is refused, and counted by its reason.
 - Files are written atomically as ``<sha256>.<ext of the decoded format>``: no part of a URL ever
-  becomes a path, and the same picture pinned twice is stored once.
+  becomes a path, and the same picture pinned twice is stored once. A GIF original is stored as
+  its first frame, losslessly as PNG (``stored_as = gif_first_frame``; README: why). Video pins
+  are skipped (reason ``video_pin``): a cover still is not the pin's content.
 - The brand's Parquet manifest is merged with the previous one and flushed every few files, so a
   killed run keeps what it already saved and a rerun downloads only what is missing.
 
@@ -28,21 +33,29 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
+from urllib.parse import urljoin, urlsplit
 
 import pandas as pd
 import requests
 from PIL import Image, UnidentifiedImageError
 
 from fashion_pipeline.common.atomic import write_bytes, write_parquet
+from fashion_pipeline.common.images import upright_dimensions
 from fashion_pipeline.pinterest.urls import image_candidates
 
 ASSET_NAME = "pinterest_images"
-MANIFEST_COLUMNS = ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
+MANIFEST_COLUMNS = ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at",
+                    "original_from", "source_format", "stored_as"]
+# Columns added after the first manifests were written, and the value an older row gets.
+LATER_COLUMNS = {"original_from": "", "source_format": "", "stored_as": "as_fetched"}
 FAILURE_REASONS = (
     "http_403", "http_404", "http_4xx", "http_429_exhausted", "http_5xx_exhausted", "timeout",
     "connection_error", "not_an_image", "unsupported_format", "truncated", "corrupt", "too_large",
-    "decompression_bomb", "no_image_url",
+    "decompression_bomb", "no_image_url", "video_pin",
+    "refused_scheme", "refused_host", "refused_redirect", "too_many_redirects",
 )
+DEFAULT_IMAGE_HOSTS = ("pinimg.com",)  # i.pinimg.com and every other pinimg host
+MAX_REDIRECTS = 5
 EXTENSION_BY_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 # Leading bytes of the formats we keep: a body that starts like an image but does not decode is corrupt.
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
@@ -57,6 +70,7 @@ class Pin:
     page_url: str
     src: str | None
     srcset: str | None = None
+    media: str = "image"  # "video" when the pin holds a <video>: its <img> is only the cover
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,15 @@ class DownloadSettings:
     flush_every: int = 25  # manifest rows between flushes
     flush_interval_s: float = 10.0
     user_agent: str = "fashion-pipeline/0.1 (+research scrape; polite rate limit)"
+    # Hosts images may come from: a name allows itself and its subdomains ("pinimg.com" allows
+    # "i.pinimg.com"); an IP address allows only itself. Redirects must stay within them too.
+    allowed_hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS
+
+    def with_hosts(self, *hosts: str) -> "DownloadSettings":
+        """These settings with more allowed hosts (the embedded site's address, say)."""
+        from dataclasses import replace
+
+        return replace(self, allowed_hosts=tuple(dict.fromkeys([*self.allowed_hosts, *hosts])))
 
 
 class DownloadFailed(Exception):
@@ -170,6 +193,21 @@ class Fetched:
     body: bytes = b""
 
 
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == name or host.endswith("." + name) for name in (a.lower().rstrip(".") for a in allowed))
+
+
+def check_image_url(url: str, allowed_hosts: Iterable[str]) -> None:
+    """Raise ``refused_scheme`` / ``refused_host`` unless ``url`` is http(s) on an allowed host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise DownloadFailed("refused_scheme", f"{url}: only http and https image URLs are fetched")
+    if not parts.hostname or not host_allowed(parts.hostname, allowed_hosts):
+        raise DownloadFailed("refused_host", f"{url}: host {parts.hostname!r} is not an image host "
+                                             f"(allowed: {', '.join(allowed_hosts)})")
+
+
 class Fetcher:
     """GET with retries, the global rate limit, and a size cap; one HTTP session per thread."""
 
@@ -201,8 +239,28 @@ class Fetcher:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _open(self, url: str) -> requests.Response:
+        """GET ``url``, following redirects by hand and only while they stay on the allowlist."""
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self._session().get(current, timeout=self.settings.timeout_s, stream=True, allow_redirects=False)
+            location = response.headers.get("Location")
+            if not (response.is_redirect and location):
+                return response
+            response.close()
+            target = urljoin(current, location)
+            try:
+                check_image_url(target, self.settings.allowed_hosts)
+            except DownloadFailed as refused:
+                raise DownloadFailed("refused_redirect", f"{current} redirects off the image hosts: {refused}") from None
+            current = target
+        raise DownloadFailed("too_many_redirects", f"{url}: more than {MAX_REDIRECTS} redirects")
+
     def get(self, url: str) -> Fetched:
-        """Final answer for ``url``: 200 with its body, or a 4xx status; raises after retries."""
+        """Final answer for ``url``: 200 with its body, or a 4xx status; raises after retries.
+
+        Refused before any request when ``url`` is not http(s) on an allowed host."""
+        check_image_url(url, self.settings.allowed_hosts)
         last_reason, last_detail = "timeout", url
         retry_after = None
         for attempt in range(self.settings.max_attempts):
@@ -211,10 +269,10 @@ class Fetcher:
             retry_after = None
             self.bucket.acquire()
             try:
-                with self._session().get(url, timeout=self.settings.timeout_s, stream=True) as response:
+                with self._open(url) as response:
                     status = response.status_code
                     if status == 200:
-                        return Fetched(url, 200, response.headers.get("Content-Type", ""), self._read_capped(response))
+                        return Fetched(response.url, 200, response.headers.get("Content-Type", ""), self._read_capped(response))
                     if status == 429:
                         last_reason, last_detail = "http_429_exhausted", url
                         wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -236,6 +294,8 @@ class Fetcher:
 
 def validate_image(body: bytes, content_type: str, url: str, settings: DownloadSettings) -> ImageInfo:
     """Decode fully or reject with a reason; never trusts the URL or the header alone."""
+    if content_type.lower().startswith("video/"):
+        raise DownloadFailed("video_pin", f"{url} is a video ({content_type})")
     if not content_type.lower().startswith("image/"):
         raise DownloadFailed("not_an_image", f"{url} has Content-Type {content_type or 'missing'!r}")
     if len(body) > settings.max_bytes:
@@ -245,7 +305,7 @@ def validate_image(body: bytes, content_type: str, url: str, settings: DownloadS
     # warnings.catch_warnings() here: it swaps process-global state and this runs in threads.
     try:
         with Image.open(io.BytesIO(body)) as probe:
-            image_format, (width, height) = probe.format, probe.size
+            image_format, (width, height) = probe.format, upright_dimensions(probe)  # as displayed (EXIF)
             if width * height > settings.max_pixels:
                 raise DownloadFailed("decompression_bomb", f"{url} claims {width}x{height} pixels")
             probe.verify()
@@ -269,8 +329,9 @@ def _looks_like_image(body: bytes) -> bool:
     return body.startswith(IMAGE_SIGNATURES) or (body[:4] == b"RIFF" and body[8:12] == b"WEBP")
 
 
-def fetch_best_image(pin: Pin, fetcher: Fetcher) -> Fetched:
-    """Try the original (by extension), then the sized copies; see ``urls.py`` for the order."""
+def fetch_best_image(pin: Pin, fetcher: Fetcher) -> tuple[Fetched, str]:
+    """Try the original (the one the page names, else guessed by extension), then the sized
+    copies; see ``urls.py`` for the order. Returns what answered and where the original came from."""
     candidates = image_candidates(pin.src, pin.srcset)
     if not candidates.all():
         raise DownloadFailed("no_image_url", f"pin {pin.pin_id} ({pin.page_url}) has no image URL")
@@ -278,14 +339,14 @@ def fetch_best_image(pin: Pin, fetcher: Fetcher) -> Fetched:
     for url in candidates.originals:
         fetched = fetcher.get(url)
         if fetched.status == 200:
-            return fetched
+            return fetched, candidates.original_from
         last_status = fetched.status
         if fetched.status != 404:
             break  # 403: no original at all, another extension will not help
     for url in candidates.sized:
         fetched = fetcher.get(url)
         if fetched.status == 200:
-            return fetched
+            return fetched, candidates.original_from
         last_status = fetched.status
     reason = {403: "http_403", 404: "http_404"}.get(last_status, "http_4xx")
     raise DownloadFailed(reason, f"pin {pin.pin_id}: no candidate answered 200 (last {last_status})")
@@ -359,6 +420,7 @@ class ManifestBuffer:
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(list(self.rows.values()), columns=MANIFEST_COLUMNS)
+        frame = frame.fillna(LATER_COLUMNS)  # rows of a manifest written before these columns existed
         return frame.astype({"width": "int64", "height": "int64"})
 
     def flush(self) -> None:
@@ -367,18 +429,35 @@ class ManifestBuffer:
         self._unflushed, self._flushed_at = 0, time.monotonic()
 
 
+def gif_first_frame(body: bytes) -> tuple[bytes, ImageInfo]:
+    """The first frame of a GIF as a lossless PNG: what Pinterest's own still renditions show."""
+    with Image.open(io.BytesIO(body)) as image:
+        image.seek(0)
+        frame = image.convert("RGB")
+    buffer = io.BytesIO()
+    frame.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue(), ImageInfo("png", *frame.size)
+
+
 def download_one(pin: Pin, brand: str, store: BrandStore, fetcher: Fetcher) -> PinOutcome:
     """Runs in a worker thread: fetch, validate, store. Failures come back as a reason."""
+    if pin.media == "video":
+        return PinOutcome(pin, reason="video_pin", detail=f"pin {pin.pin_id} is a video pin; skipped")
     try:
-        fetched = fetch_best_image(pin, fetcher)
+        fetched, original_from = fetch_best_image(pin, fetcher)
         info = validate_image(fetched.body, fetched.content_type, fetched.url, fetcher.settings)
-        digest, relative, already = store.save(fetched.body, info)
+        body, stored_info, stored_as = fetched.body, info, "as_fetched"
+        if info.extension == "gif":
+            body, stored_info = gif_first_frame(fetched.body)
+            stored_as = "gif_first_frame"
+        digest, relative, already = store.save(body, stored_info)
     except DownloadFailed as failure:
         return PinOutcome(pin, reason=failure.reason, detail=str(failure))
     row = {
         "pin_id": pin.pin_id, "page_url": pin.page_url, "image_url": fetched.url, "file_path": relative,
-        "sha256": digest, "width": info.width, "height": info.height, "brand": brand,
-        "scraped_at": datetime.now(timezone.utc),
+        "sha256": digest, "width": stored_info.width, "height": stored_info.height, "brand": brand,
+        "scraped_at": datetime.now(timezone.utc), "original_from": original_from,
+        "source_format": info.extension, "stored_as": stored_as,
     }
     return PinOutcome(pin, row=row, already_present=already)
 
@@ -444,7 +523,8 @@ def read_pins_json(path: str | Path) -> list[Pin]:
     for index, record in enumerate(records):
         if not isinstance(record, dict) or not record.get("pin_id"):
             raise ValueError(f"{path}: entry #{index} has no pin_id: {record!r}")
-        pins.append(Pin(str(record["pin_id"]), record.get("page_url", ""), record.get("src"), record.get("srcset")))
+        pins.append(Pin(str(record["pin_id"]), record.get("page_url", ""), record.get("src"), record.get("srcset"),
+                        record.get("media", "image")))
     return pins
 
 
@@ -459,11 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-attempts", type=int, default=defaults.max_attempts)
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s)
     parser.add_argument("--flush-every", type=int, default=defaults.flush_every)
+    parser.add_argument("--image-host", action="append", default=[], metavar="HOST",
+                        help=f"allow images from HOST too (default: {', '.join(DEFAULT_IMAGE_HOSTS)}); repeatable")
     args = parser.parse_args(argv)
     settings = DownloadSettings(
         max_workers=args.workers, requests_per_second=args.rate, max_attempts=args.max_attempts,
         timeout_s=args.timeout, flush_every=args.flush_every,
-    )
+    ).with_hosts(*args.image_host)
     report = download_pins(read_pins_json(args.pins), args.brand, args.data_root, settings)
     summary = report.as_dict()
     summary.pop("new_files")

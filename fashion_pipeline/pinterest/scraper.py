@@ -5,8 +5,17 @@ loaded, bounded by a maximum number of iterations and a persistence setting, the
 picture. Here each scroll round is ONE asynchronous ``execute_script`` call that collects the
 visible pins (id, page URL, ``src``, ``srcset``), scrolls, and waits until the page grows or the
 pause runs out. Pins are keyed by id, so a virtualised grid that drops off-screen pins loses
-nothing. A board's own pins end at the "More ideas" header; everything after it is an endless
-feed of other people's pins and is never collected.
+nothing.
+
+Where a board ends. After its own pins a board page shows recommendations, an endless feed of
+other people's pins under a heading whose wording varies ("More ideas for this board", "Find some
+ideas for this board", "More like this", ... or the same in the page's language). They are never
+collected. The board is bounded by the page's structure first: only pins inside the board's own
+feed container (``Selectors.board_container``) count, and the board has ended once a pin shows up
+outside it, after it. A recommendations heading (any of ``END_OF_BOARD_HEADINGS``, in several
+languages) after the board's start is a second signal: pins after it never count either. A page
+with no recognisable container falls back to the heading alone; ``ScrapeResult.board_boundary``
+says which (``board_container`` or ``heading_fallback``), ``end_signal`` what ended the scroll.
 
     python -m fashion_pipeline.pinterest.scraper --url https://www.pinterest.com/<user>/<board>/ --out pins.json
     python -m fashion_pipeline.pinterest.scraper --embedded Prada --out pins.json --download-to data
@@ -30,14 +39,42 @@ from fashion_pipeline.pinterest.download import Pin
 log = logging.getLogger(__name__)
 
 
+# Headings over the recommendations after a board, compared case-folded, whitespace collapsed and
+# trailing punctuation dropped; a heading that starts with one of them followed by a space matches
+# too ("More ideas" covers "More ideas like this"). The English and Spanish ones are those public
+# Pinterest scrapers stop at (PROVENANCE.md next to the real-page fixture); the others are the
+# same phrases in languages Pinterest serves, our translations: extend the tuple for a new locale.
+END_OF_BOARD_HEADINGS = (
+    "More ideas", "More ideas for this board", "Find some ideas for this board", "Find more ideas for this board",
+    "More like this", "More ideas like this", "You might also like", "More to explore",
+    "Más ideas", "Encuentra algunas ideas para este tablero",  # es
+    "Другие идеи", "Другие идеи для этой доски", "Больше идей", "Больше идей для этой доски", "Похожие пины",  # ru
+    "Weitere Ideen", "Weitere Ideen für diese Pinnwand",  # de
+    "Plus d'idées", "Plus d'idées pour ce tableau",  # fr
+    "Altre idee", "Altre idee per questa bacheca",  # it
+)
+
+
 @dataclass(frozen=True)
 class Selectors:
     """CSS selectors, pinterest.com's as far as they are known; configurable because they drift."""
 
     pin: str = 'div[data-test-id="pin"]'
     pin_link: str = 'a[href*="/pin/"]'
+    # The board's own feed: "board-feed" on a saved real board page, "base-board-pin-grid" in
+    # later scrapers' selectors. Empty: no container (heading fallback only).
+    board_container: str = '[data-test-id="board-feed"], [data-test-id="base-board-pin-grid"]'
+    # Sections known to hold recommendations: pins inside them never count, wherever they are.
+    recommendations: str = ('[data-test-id="more-ideas-feed"], [data-test-id="related-pins"], '
+                            '[data-test-id="more-like-this"], [data-test-id="related-interests-multi-column-module"]')
     end_of_board: str = 'div[data-test-id="more-ideas-header"]'
-    end_of_board_text: str = "More ideas"  # fallback: a heading with exactly this text
+    end_of_board_text: str = "More ideas"  # one more heading, kept for the resource's config field
+    end_of_board_headings: tuple[str, ...] = END_OF_BOARD_HEADINGS
+
+    def headings(self) -> list[str]:
+        """The end-of-board headings, normalised as the page script compares them."""
+        phrases = [*self.end_of_board_headings, *([self.end_of_board_text] if self.end_of_board_text else [])]
+        return list(dict.fromkeys(normalise_heading(p) for p in phrases if normalise_heading(p)))
     login_email: str = 'input[name="id"]'
     login_password: str = 'input[name="password"]'
     login_submit: str = 'button[type="submit"]'
@@ -52,6 +89,11 @@ class ScrollSettings:
     max_pins: int = 0  # stop once this many pins are collected; 0 = no cap
 
 
+def normalise_heading(text: str) -> str:
+    """Case-folded, whitespace collapsed, trailing punctuation dropped (as ``_ROUND_JS``'s ``norm``)."""
+    return " ".join(text.split()).lower().rstrip(" .:!?…")
+
+
 @dataclass
 class ScrapeResult:
     url: str
@@ -60,6 +102,10 @@ class ScrapeResult:
     stopped_because: str = ""  # end_of_board | no_new_pins | max_iterations | max_pins
     pins_without_image: int = 0
     duration_s: float = 0.0
+    board_boundary: str = ""  # board_container | heading_fallback (no recognisable container)
+    end_signal: str = ""  # what ended the board: end_selector | heading | container ("" if it never ended)
+    end_heading: str = ""  # the heading's text when a heading ended it
+    pins_outside_board: int = 0  # distinct recommended (or otherwise outside) pins seen and left out
 
     @property
     def reached_end_of_board(self) -> bool:
@@ -126,19 +172,46 @@ class LoginFailed(RuntimeError):
     """The login form did not go away; the message never contains the credentials."""
 
 
-# One round: collect the board's pins above the "More ideas" header, scroll (to the first pin whose
-# lazy image has no src yet, else to the bottom), then wait until the grid changes or time runs out.
+# One round: collect the board's own pins (inside its container, before any end heading, outside
+# known recommendation sections), scroll (to the first pin whose lazy image has no src yet, else to
+# the bottom), then wait until the grid changes or time runs out.
 _ROUND_JS = r"""
-const [pinSel, linkSel, endSel, endText, waitMs] = arguments;
+const [pinSel, linkSel, containerSel, recSel, endSel, headings, waitMs] = arguments;
 const done = arguments[arguments.length - 1];
-const findEnd = () => document.querySelector(endSel) || (endText ? Array.from(
-  document.querySelectorAll('h1, h2, h3')).find(h => h.textContent.trim().toLowerCase() === endText.toLowerCase()) : null);
+const norm = t => (t || '').replace(/\s+/g, ' ').trim().toLowerCase().replace(/[\s.:!?…]+$/, '');
+const follows = (a, b) => !!(a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);  // b after a
+const container = containerSel ? document.querySelector(containerSel) : null;
+// A heading counts only after the board's start (its container, else its first pin): the board's
+// own title comes before its pins, whatever it says.
+function findHeading() {
+  const start = container || document.querySelector(pinSel);
+  if (!start) return null;
+  for (const h of document.querySelectorAll('h1, h2, h3, h4, [role="heading"]')) {
+    const text = norm(h.textContent);
+    if (!text || !headings.some(p => text === p || text.startsWith(p + ' '))) continue;
+    if (start === h || start.contains(h) || follows(start, h)) return h;
+  }
+  return null;
+}
+function findEnd() {
+  const marker = endSel ? document.querySelector(endSel) : null;
+  if (marker) return {node: marker, signal: 'end_selector'};
+  const heading = findHeading();
+  if (heading) return {node: heading, signal: 'heading'};
+  return null;
+}
 const end = findEnd();
-const pins = [];
-let firstMissing = null;
+const pins = [], outside = [];
+let firstMissing = null, outsideAfterBoard = false;
 for (const pin of document.querySelectorAll(pinSel)) {
-  if (end && (end.compareDocumentPosition(pin) & Node.DOCUMENT_POSITION_FOLLOWING)) continue;
   const link = pin.querySelector(linkSel);
+  const idMatch = link ? (link.getAttribute('href') || '').match(/\/pin\/([^\/?#]+)/) : null;
+  const notInBoard = container && !container.contains(pin);
+  if (notInBoard && follows(container, pin)) outsideAfterBoard = true;
+  if (notInBoard || (recSel && pin.closest(recSel)) || (end && follows(end.node, pin))) {
+    if (idMatch) outside.push(idMatch[1]);
+    continue;
+  }
   const img = pin.querySelector('img');
   if (!link || !img) continue;
   const match = (link.getAttribute('href') || '').match(/\/pin\/([^\/?#]+)/);
@@ -146,15 +219,19 @@ for (const pin of document.querySelectorAll(pinSel)) {
   const src = img.getAttribute('src') ? img.src : (img.dataset.src || '');
   const srcset = img.getAttribute('srcset') || img.dataset.srcset || '';
   if (!src && !firstMissing) firstMissing = pin;
-  pins.push({pin_id: match[1], page_url: link.href, src: src, srcset: srcset});
+  const media = pin.querySelector('video') ? 'video' : 'image';
+  pins.push({pin_id: match[1], page_url: link.href, src: src, srcset: srcset, media: media});
 }
+const signal = end ? end.signal : (outsideAfterBoard ? 'container' : '');
 const signature = () => document.querySelectorAll(pinSel).length + '|' + document.body.scrollHeight
   + '|' + !!findEnd();
 const before = signature();
 if (firstMissing) firstMissing.scrollIntoView({block: 'center'});
-else if (!end) window.scrollTo(0, document.body.scrollHeight);
-const result = {pins: pins, end: !!end, missing: !!firstMissing, base: document.baseURI};
-if (end && !firstMissing) { done(result); return; }
+else if (!signal) window.scrollTo(0, document.body.scrollHeight);
+const result = {pins: pins, outside: outside, end: !!signal, signal: signal,
+  heading: end && end.signal === 'heading' ? end.node.textContent.trim() : '',
+  container: !!container, missing: !!firstMissing, base: document.baseURI};
+if (signal && !firstMissing) { done(result); return; }
 const deadline = Date.now() + waitMs;
 (function poll() {
   if (signature() !== before || Date.now() > deadline) done(result);
@@ -178,6 +255,7 @@ class PinCollector:
 
     def __init__(self):
         self.by_id: dict[str, dict] = {}
+        self.outside: set[str] = set()  # ids seen outside the board (recommendations)
 
     def add(self, records: list[dict], base: str) -> int:
         """Merge one round's records; returns how many pins gained an image URL."""
@@ -193,7 +271,12 @@ class PinCollector:
         return new
 
     def pins(self) -> list[Pin]:
-        return [Pin(r["pin_id"], r["page_url"], r["src"], r["srcset"] or None) for r in self.by_id.values() if r["src"]]
+        return [Pin(r["pin_id"], r["page_url"], r["src"], r["srcset"] or None, r.get("media", "image"))
+                for r in self.by_id.values() if r["src"]]
+
+    def pins_outside(self) -> int:
+        """Distinct pins seen only outside the board (a pin that was ever in it does not count)."""
+        return len(self.outside - self.by_id.keys())
 
     def without_image(self) -> int:
         return sum(1 for r in self.by_id.values() if not r["src"])
@@ -209,9 +292,12 @@ def scroll_and_collect(driver, url: str, settings: ScrollSettings, selectors: Se
     wait_ms = int(settings.scroll_pause_s * 1000)
     for result.rounds in range(1, settings.max_iterations + 1):
         state = driver.execute_async_script(
-            _ROUND_JS, selectors.pin, selectors.pin_link, selectors.end_of_board, selectors.end_of_board_text, wait_ms
+            _ROUND_JS, selectors.pin, selectors.pin_link, selectors.board_container, selectors.recommendations,
+            selectors.end_of_board, selectors.headings(), wait_ms,
         )
         new = collector.add(state["pins"], state["base"])
+        collector.outside.update(state["outside"])
+        _note_boundary(result, state)
         idle = 0 if new else idle + 1
         stop = _stop_reason(state, idle, len(collector.by_id), settings)
         if stop:
@@ -220,11 +306,24 @@ def scroll_and_collect(driver, url: str, settings: ScrollSettings, selectors: Se
     else:
         result.stopped_because = "max_iterations"
     result.pins, result.pins_without_image = collector.pins(), collector.without_image()
+    result.pins_outside_board = collector.pins_outside()
     if settings.max_pins:
         result.pins = result.pins[: settings.max_pins]
     result.duration_s = time.monotonic() - started
-    log.info("%s: %d pins in %d rounds (%s)", url, len(result.pins), result.rounds, result.stopped_because)
+    if result.board_boundary == "heading_fallback":
+        log.warning("%s: no board container (%s) on the page: the board was bounded by its end heading only",
+                    url, selectors.board_container or "none configured")
+    log.info("%s: %d pins in %d rounds (%s via %s; %d recommended pins left out)", url, len(result.pins),
+             result.rounds, result.stopped_because, result.end_signal or "-", result.pins_outside_board)
     return result
+
+
+def _note_boundary(result: ScrapeResult, state: dict) -> None:
+    """How the board is bounded (container once seen counts) and what ended it."""
+    if state["container"] or result.board_boundary != "board_container":
+        result.board_boundary = "board_container" if state["container"] else "heading_fallback"
+    if state["signal"]:
+        result.end_signal, result.end_heading = state["signal"], state["heading"]
 
 
 def _stop_reason(state: dict, idle_rounds: int, collected: int, settings: ScrollSettings) -> str | None:

@@ -1,12 +1,18 @@
 """Choose the original-resolution URL of a pin's image, with the fallbacks to try in order.
 
 Pinterest serves every image under size folders (``/236x/``, ``/474x/``, ``/736x/``) and the
-upload itself under ``/originals/``. A pin's ``<img>`` only names the sized copies, so:
+upload itself under ``/originals/``. A board page's ``<img>`` names the original itself: its
+``srcset`` reads ``236x 1x, 474x 2x, 736x 3x, originals 4x`` (seen on a saved real board page,
+see ``fashion_pipeline_tests/fixtures/real/pinterest/PROVENANCE.md``), and the original's URL
+carries its real extension (``.gif`` for GIFs, ``.png``, ...; the sized copies are ``.jpg``). The
+pin's JSON (``images.orig``) names the same URL. So:
 
-1. rewrite the largest sized URL to ``/originals/`` and try it with its own extension, then the
-   other usual ones (an original is often a ``.png`` or ``.webp`` while its thumbnails are ``.jpg``);
-   a 404 means "wrong extension, try the next", a 403 means "this pin has no original";
-2. then fall back to the sized copies, largest first.
+1. the original the ``srcset`` names, when it names one: exactly that URL, no guessing;
+2. only when the page names none, rewrite the largest sized URL to ``/originals/`` and try it with
+   its own extension, then the other usual ones; a 404 means "wrong extension, try the next", a
+   403 means "this pin has no original";
+3. then fall back to the sized copies, largest first (a named original that answers 403 or 404
+   ends here too).
 
     python -m fashion_pipeline.pinterest.urls "https://i.pinimg.com/236x/ab/cd/ef/abcdef.jpg"
 """
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 
 # Largest first: the order in which sized copies are tried when there is no original.
 SIZE_FOLDERS = ("736x", "474x", "236x")
-EXTENSIONS = (".jpg", ".png", ".webp")
+EXTENSIONS = (".jpg", ".png", ".webp")  # guessed only when the page names no original
 _SIZE_SEGMENT = re.compile(r"/(\d+)x(\d*)/")
 _EXTENSION = re.compile(r"\.(jpe?g|png|webp|gif)$", re.IGNORECASE)
 
@@ -29,6 +35,7 @@ class ImageCandidates:
 
     originals: list[str] = field(default_factory=list)
     sized: list[str] = field(default_factory=list)
+    original_from: str = "none"  # "srcset" (the page names it) | "guessed" | "none"
 
     def all(self) -> list[str]:
         return [*self.originals, *self.sized]
@@ -48,6 +55,14 @@ def parse_srcset(srcset: str | None) -> list[str]:
         if parts:
             urls.append(parts[0])
     return urls
+
+
+def named_original(srcset: str | None) -> str | None:
+    """The ``/originals/`` URL a ``srcset`` lists (Pinterest's ``4x`` entry), if any."""
+    for url in parse_srcset(srcset):
+        if "/originals/" in url.partition("?")[0]:
+            return url
+    return None
 
 
 def to_original(url: str) -> str | None:
@@ -88,12 +103,15 @@ def sized_urls(src: str | None, srcset: str | None) -> list[str]:
 def image_candidates(src: str | None, srcset: str | None = None) -> ImageCandidates:
     """All URLs worth trying for one pin's image, best first."""
     sized = sized_urls(src, srcset)
+    named = named_original(srcset)
+    if named:
+        return ImageCandidates(originals=[named], sized=sized, original_from="srcset")
     if not sized:
         # Not a pinimg-style URL (no size folder): the src is all there is.
         return ImageCandidates(originals=[], sized=[src] if src else [])
     original = to_original(sized[0])
     originals = [with_extension(original, ext) for ext in _extension_order(original)]
-    return ImageCandidates(originals=originals, sized=sized)
+    return ImageCandidates(originals=originals, sized=sized, original_from="guessed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--srcset", default="", help="the <img> srcset attribute")
     args = parser.parse_args(argv)
     candidates = image_candidates(args.src, args.srcset)
+    print("original from", candidates.original_from)
     for url in candidates.originals:
         print("original ", url)
     for url in candidates.sized:

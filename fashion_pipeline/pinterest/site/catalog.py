@@ -31,7 +31,17 @@ THESIS_BRANDS = (
 )
 
 RENDITIONS = {"236x": 236, "474x": 474, "736x": 736}
-ORIGINAL_EXTENSIONS = ("jpg", "png", "webp")
+ORIGINAL_EXTENSIONS = ("jpg", "png", "webp", "gif")
+# The heading over the recommendations that follow a board, and the page's language. The English
+# phrasings are the ones public scrapers stop at (see fashion_pipeline_tests/fixtures/real/pinterest/
+# PROVENANCE.md); the Russian one is our translation, as on a ru-locale page. Each board draws one.
+RECOMMENDATION_HEADINGS = (
+    ("en", "More ideas"),
+    ("en", "More ideas for this board"),
+    ("en", "Find some ideas for this board"),
+    ("en", "More like this"),
+    ("ru", "Другие идеи для этой доски"),
+)
 DISTRACTOR_KINDS = ("accessory", "headshot", "crowd", "backdrop")
 # How a planted copy differs from its source: same URL, same bytes, or a near-duplicate.
 COPY_KINDS = ("repin", "identical", "reencoded", "resized", "cropped", "bordered")
@@ -49,6 +59,11 @@ class SiteMix:
     png_rate: float = 0.08  # originals stored as .png (the thumbnail's .jpg original answers 404)
     webp_rate: float = 0.06  # originals stored as .webp
     missing_original_rate: float = 0.06  # /originals/ answers 403; the largest rendition is 736x
+    # Drawn from a hash of the image, not from the board's random stream, so turning these on leaves
+    # every other pin as it was: GIF originals (their renditions are JPEG stills, as on pinimg) and
+    # video pins (a <video> in the pin; off by default: the demo has none).
+    gif_rate: float = 0.05
+    video_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class ImageSpec:
     has_original: bool
     render_seed: int
     copy_kind: str = "original"  # or one of COPY_KINDS except "repin" (a repin reuses the source's spec)
+    is_video: bool = False  # a video pin: the <img> is its cover, the pin holds a <video>
     source_hex: str | None = None
     transform: tuple = ()  # crop box, resize size, (border px, grey level) or JPEG quality
 
@@ -185,6 +201,10 @@ class SiteCatalog:
             raise KeyError(f"the embedded site has no board for brand {brand!r}; it serves {', '.join(self.brands)}")
         return board
 
+    def recommendations_heading(self, slug: str) -> tuple[str, str]:
+        """(language, heading) of the recommendations after board ``slug``: fixed per board."""
+        return RECOMMENDATION_HEADINGS[stable_int("recommendations", self.seed, slug) % len(RECOMMENDATION_HEADINGS)]
+
     def board_for_query(self, query: str) -> Board | None:
         """'<brand> runway' (any case, accents optional) or the bare brand name finds its board."""
         wanted = " ".join(_fold(query).split())
@@ -278,11 +298,14 @@ class SiteCatalog:
         width = int(rng.integers(736, 1001))
         roll = rng.random()
         ext = "png" if roll < mix.png_rate else "webp" if roll < mix.png_rate + mix.webp_rate else "jpg"
+        if ext == "jpg" and _hash_share("gif", image_hex) < mix.gif_rate:
+            ext = "gif"
         return ImageSpec(
             hex=image_hex, content=content, outfit=outfit, distractor_kind=kind,
             size=(width, round(width * aspect)), original_ext=ext,
             has_original=bool(rng.random() >= mix.missing_original_rate),
             render_seed=int(rng.integers(2**62)),
+            is_video=_hash_share("video", image_hex) < mix.video_rate,
         )
 
     def _plant_duplicates(self) -> None:
@@ -298,7 +321,7 @@ class SiteCatalog:
             for position in rng.choice(len(board.pins), size=min(count, len(board.pins)), replace=False):
                 slots[(slug, int(position))] = True
         sources = [pin for board in self.boards.values() for pin in board.pins
-                   if pin.image.content == "look" and (pin.board, pin.position) not in slots]
+                   if pin.image.content == "look" and not pin.image.is_video and (pin.board, pin.position) not in slots]
         for slug, position in slots:
             candidates = [pin for pin in sources if pin.board != slug]
             if not candidates:
@@ -306,7 +329,7 @@ class SiteCatalog:
             source = candidates[int(rng.integers(len(candidates)))]
             kind = COPY_KINDS[int(rng.integers(len(COPY_KINDS)))]
             slot_pin = self.boards[slug].pins[position]
-            image = _copy_image(source.image, kind, slot_pin.image.hex, rng)
+            image = replace(_copy_image(source.image, kind, slot_pin.image.hex, rng), is_video=False)
             self.boards[slug].pins[position] = replace(
                 slot_pin, image=image, look_id=source.look_id, copy_of=source.pin_id, copy_kind=kind,
                 title=f"{slot_pin.brand} runway — {source.image.outfit} look",
@@ -324,7 +347,7 @@ class SiteCatalog:
                     "distractor_kind": pin.image.distractor_kind, "copy_of": pin.copy_of,
                     "copy_kind": pin.copy_kind, "image_hex": pin.image.hex,
                     "original_ext": pin.image.original_ext, "has_original": pin.image.has_original,
-                    "width": pin.image.size[0], "height": pin.image.size[1],
+                    "width": pin.image.size[0], "height": pin.image.size[1], "is_video": pin.image.is_video,
                 }
                 clusters.setdefault(pin.look_id, []).append(pin.pin_id)
         planted = [
@@ -334,7 +357,8 @@ class SiteCatalog:
         ]
         return {
             "seed": self.seed, "render_version": RENDER_VERSION, "mix": asdict(self.mix),
-            "boards": {slug: {"brand": b.brand, "path": b.path, "pin_ids": [p.pin_id for p in b.pins]}
+            "boards": {slug: {"brand": b.brand, "path": b.path, "pin_ids": [p.pin_id for p in b.pins],
+                              "recommendations_heading": list(self.recommendations_heading(slug))}
                        for slug, b in self.boards.items()},
             "pins": pins,
             "planted_duplicates": planted,
@@ -365,6 +389,11 @@ def _copy_image(source: ImageSpec, kind: str, own_hex: str, rng: np.random.Gener
         grey = int(rng.choice([0, 255, 238]))
         return replace(source, **{**common, "size": (width + 2 * border, height + 2 * border)}, transform=(border, grey))
     raise ValueError(f"unknown copy kind {kind!r}")
+
+
+def _hash_share(kind: str, image_hex: str) -> float:
+    """A number in [0, 1) fixed by the image: a share of images, chosen without the board's random stream."""
+    return (stable_int(kind, image_hex) % 1_000_000) / 1_000_000
 
 
 def _pin_count(pins_per_board: int | Mapping[str, int], brand: str) -> int:

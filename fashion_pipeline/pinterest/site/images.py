@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 from fashion_pipeline.common.atomic import write_bytes
 from fashion_pipeline.pinterest.site.catalog import RENDITIONS, ImageSpec, SiteCatalog
@@ -32,7 +32,8 @@ from fashion_pipeline.pinterest.site.catalog import RENDITIONS, ImageSpec, SiteC
 # the site's server does not import the renderer before it draws).
 TRUTH_VALUES = {"background": 0, "upper": 1, "lower": 2, "full": 3, "other_clothing": 4, "skin": 5, "hair": 6}
 
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+GIF_FRAMES = 3  # an animated original: the picture, then two shifted copies of it
 ORIGINAL_JPEG_QUALITY = 92
 RENDITION_JPEG_QUALITY = 85
 
@@ -230,6 +231,13 @@ def encode(image: Image.Image, ext: str, quality: int) -> bytes:
         image.save(buffer, format="PNG", compress_level=3)  # level 3: near-optimal size, much faster
     elif ext == "webp":
         image.save(buffer, format="WEBP", quality=quality, method=2)
+    elif ext == "gif":
+        # Frame 0 is the picture (what pinimg's JPEG renditions show); later frames pan it, so a
+        # reader that kept another frame, or blended them, would not match the renditions.
+        rgb = image.convert("RGB")
+        frames = [rgb] + [ImageChops.offset(rgb, 12 * k, 0) for k in range(1, GIF_FRAMES)]
+        palette = [frame.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for frame in frames]
+        palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:], duration=120, loop=0)
     else:
         raise ValueError(f"unsupported image extension {ext!r}")
     return buffer.getvalue()

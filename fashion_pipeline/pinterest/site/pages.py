@@ -1,10 +1,14 @@
 """HTML of the embedded site. The DOM follows Pinterest's where a scraper looks:
 
-- a board's pins sit in ``div[data-test-id="board-feed"]``; each is ``div[data-test-id="pin"]``
-  holding ``a[href="/pin/<id>/"]`` and an ``<img>`` whose ``src`` is the 236x URL and whose
-  ``srcset`` lists the 236x, 474x and 736x URLs (1x, 2x, 3x);
-- after the board's own pins, ``div[data-test-id="more-ideas-header"]`` and an endless
-  ``div[data-test-id="more-ideas-feed"]`` (added by ``static/board.js``);
+- a board's pins sit in ``div[data-test-id="board-feed"]``, the board's own feed container; each is
+  ``div[data-test-id="pin"]`` holding ``a[href="/pin/<id>/"]`` and an ``<img>`` whose ``src`` is the
+  236x URL and whose ``srcset`` lists the 236x, 474x and 736x URLs and the original
+  (``1x, 2x, 3x`` and ``.../originals/...<its own extension> 4x``), as a saved real board page does;
+  a video pin also holds a ``<video>``;
+- after the board, outside its container, a recommendations section: a heading whose text varies
+  by board (``catalog.RECOMMENDATION_HEADINGS``: several English phrasings, and a Russian one on a
+  ``lang="ru"`` page), with no test id of its own, then an endless ``div[data-test-id="more-ideas-feed"]``
+  (added by ``static/board.js``);
 - the login form has ``input#email[name=id]``, ``input#password[name=password]`` and a submit button.
 """
 from __future__ import annotations
@@ -33,27 +37,35 @@ def pin_json(pin: Pin, base_url: str) -> dict:
     for size_name in ("236x", "474x", "736x"):
         width, height = pin.image.rendition_size(size_name)
         images[size_name] = {"url": base_url + pin.image.path(size_name), "width": width, "height": height}
-    return {"id": pin.pin_id, "type": "pin", "title": pin.title, "images": images}
+    width, height = pin.image.size
+    images["orig"] = {"url": base_url + pin.image.path("originals"), "width": width, "height": height}
+    data = {"id": pin.pin_id, "type": "pin", "title": pin.title, "images": images}
+    if pin.image.is_video:
+        data["videos"] = {"video_list": {"V_720P": {"url": f"{base_url}/v/{pin.image.hex}.mp4"}}}
+    return data
 
 
 def pin_html(pin: Pin, base_url: str) -> str:
     data = pin_json(pin, base_url)
-    small, medium, large = (data["images"][s] for s in ("236x", "474x", "736x"))
+    small, medium, large, orig = (data["images"][s] for s in ("236x", "474x", "736x", "orig"))
     title = escape(pin.title)
+    video = ""
+    if "videos" in data:
+        video = f'<video preload="none" muted src="{data["videos"]["video_list"]["V_720P"]["url"]}"></video>'
     return (
         f'<div class="pin" data-test-id="pin" data-pin-id="{pin.pin_id}">'
         f'<a href="/pin/{pin.pin_id}/" aria-label="{title}">'
         f'<img alt="{title}" loading="lazy" decoding="async" width="{small["width"]}" height="{small["height"]}" '
-        f'srcset="{small["url"]} 1x, {medium["url"]} 2x, {large["url"]} 3x" src="{small["url"]}">'
-        f"</a></div>"
+        f'srcset="{small["url"]} 1x, {medium["url"]} 2x, {large["url"]} 3x, {orig["url"]} 4x" src="{small["url"]}">'
+        f"{video}</a></div>"
     )
 
 
-def layout(title: str, body: str, logged_in: bool, script: str = "") -> str:
+def layout(title: str, body: str, logged_in: bool, script: str = "", lang: str = "en") -> str:
     account = '<span class="account" data-test-id="header-profile">Signed in</span>' if logged_in else \
         '<a class="account" href="/login/" data-test-id="login-button">Log in</a>'
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!DOCTYPE html>\n<html lang=\"{escape(lang)}\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<style>{_static('site.css')}</style></head><body>"
         '<header class="top"><a class="logo" href="/">Pinterest</a>'
@@ -63,10 +75,13 @@ def layout(title: str, body: str, logged_in: bool, script: str = "") -> str:
 
 
 def board_page(board: Board, first_pins: list[Pin], bookmark: str, base_url: str, logged_in: bool,
-               heading: str | None = None) -> str:
+               heading: str | None = None, recommendations: tuple[str, str] = ("en", "More ideas")) -> str:
+    """``recommendations``: (language, heading) of the section after the board; the language is the page's."""
+    lang, recommendations_heading = recommendations
     config = {
         "board": board.slug, "bookmark": bookmark, "more_bookmark": encode_bookmark("more", 0),
         "board_resource": BOARD_RESOURCE, "more_resource": MORE_RESOURCE, "prefetch_px": PREFETCH_PX,
+        "recommendations_heading": recommendations_heading,
     }
     pins = "".join(pin_html(pin, base_url) for pin in first_pins)
     body = (
@@ -78,13 +93,13 @@ def board_page(board: Board, first_pins: list[Pin], bookmark: str, base_url: str
     config_json = json.dumps(config).replace("</", "<\\/")
     script = (f'<script type="application/json" id="board-config">{config_json}</script>'
               f"<script>{_static('board.js')}</script>")
-    return layout(heading or f"{board.brand} Runway", body, logged_in, script)
+    return layout(heading or f"{board.brand} Runway", body, logged_in, script, lang=lang)
 
 
 def search_page_without_results(query: str, logged_in: bool) -> str:
     body = (f'<div class="board-header"><h1>{escape(query)}</h1><p>No pins found.</p></div>'
             '<div class="feed" data-test-id="board-feed"></div>'
-            '<div class="more-ideas-header" data-test-id="more-ideas-header"><h2>More ideas</h2></div>'
+            '<div class="more-ideas-header"><h2>More ideas</h2></div>'
             '<div class="feed" data-test-id="more-ideas-feed"></div>')
     return layout(query, body, logged_in)
 

@@ -41,7 +41,7 @@ _pause = time.sleep  # one seam for latency and slow faults, so tests can watch 
 SESSION_COOKIE = "_pinterest_sess"
 IMAGE_PATH = re.compile(
     r"^/i/(?P<size>236x|474x|736x|originals)/(?P<a>[0-9a-f]{2})/(?P<b>[0-9a-f]{2})/(?P<c>[0-9a-f]{2})/"
-    r"(?P<hex>[0-9a-f]{32})\.(?P<ext>jpg|png|webp)$"
+    r"(?P<hex>[0-9a-f]{32})\.(?P<ext>jpg|png|webp|gif)$"
 )
 PIN_PATH = re.compile(r"^/pin/(?P<pin_id>\d{1,20})/$")
 ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -284,7 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_board(self, board, query) -> None:
         endless = _flag(query, "endless") or self.site.faults.config.endless_feed
         pins, bookmark, _ = self.site.catalog.feed_page(board.slug, None, pages.INITIAL_PINS, endless)
-        html = pages.board_page(board, pins, bookmark, self.site.base_url, self.logged_in)
+        html = pages.board_page(board, pins, bookmark, self.site.base_url, self.logged_in,
+                                recommendations=self.site.catalog.recommendations_heading(board.slug))
         self._send_html(HTTPStatus.OK, html, "board")
 
     def _serve_search(self, query) -> None:
@@ -294,7 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_html(HTTPStatus.OK, pages.search_page_without_results(text, self.logged_in), "search")
         endless = _flag(query, "endless") or self.site.faults.config.endless_feed
         pins, bookmark, _ = self.site.catalog.feed_page(board.slug, None, pages.INITIAL_PINS, endless)
-        html = pages.board_page(board, pins, bookmark, self.site.base_url, self.logged_in, heading=text)
+        html = pages.board_page(board, pins, bookmark, self.site.base_url, self.logged_in, heading=text,
+                                recommendations=self.site.catalog.recommendations_heading(board.slug))
         self._send_html(HTTPStatus.OK, html, "search")
 
     def _serve_feed(self, path: str, query) -> None:

@@ -1,7 +1,8 @@
 // Infinite scroll of the embedded Pinterest-like site.
 // The board's first pins come in the HTML; the rest are fetched page by page from the feed
 // resource as the reader nears the bottom. When the board's bookmark is "-end-", a
-// "More ideas" header is inserted and an endless feed of other pins follows, as on Pinterest.
+// recommendations heading (its text set per board by the server) is inserted after the board's
+// container, and an endless feed of other pins follows, as on Pinterest.
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("board-config").textContent);
@@ -25,18 +26,27 @@
     img.setAttribute("decoding", "async");
     img.setAttribute("width", sizes["236x"].width);
     img.setAttribute("height", sizes["236x"].height);
-    img.setAttribute("srcset", sizes["236x"].url + " 1x, " + sizes["474x"].url + " 2x, " + sizes["736x"].url + " 3x");
+    img.setAttribute("srcset", sizes["236x"].url + " 1x, " + sizes["474x"].url + " 2x, " + sizes["736x"].url + " 3x, "
+      + sizes.orig.url + " 4x");
     img.setAttribute("src", sizes["236x"].url);
     link.appendChild(img);
+    if (pin.videos) {
+      const video = document.createElement("video");
+      video.setAttribute("preload", "none");
+      video.muted = true;
+      video.setAttribute("src", pin.videos.video_list.V_720P.url);
+      link.appendChild(video);
+    }
     container.appendChild(link);
     return container;
   }
 
   function startMoreIdeas() {
     const header = document.createElement("div");
-    header.setAttribute("data-test-id", "more-ideas-header");
     header.className = "more-ideas-header";
-    header.innerHTML = "<h2>More ideas</h2>";
+    const title = document.createElement("h2");
+    title.textContent = config.recommendations_heading;
+    header.appendChild(title);
     moreFeed = document.createElement("div");
     moreFeed.setAttribute("data-test-id", "more-ideas-feed");
     moreFeed.className = "feed";
