@@ -17,7 +17,7 @@ from fashion_pipeline.detector.inference import load_detector, predict
 from fashion_pipeline.detector.model import THESIS_BACKBONES, DetectorSpec, build_detector
 from fashion_pipeline.detector.train import main as train_main
 from fashion_pipeline_tests.detector_fixtures import TINY_MODEL_ARGS, TINY_SPEC, write_tiny_coco
-from fashion_pipeline_tests.records import record
+from fashion_pipeline_tests.records import record, record_check
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +109,7 @@ def _record_coco(instance, data_root, train: int, val: int, seed_shift: int = 0)
     record(instance, "deepfashion_coco", {"train_path": "deepfashion_coco/train.json", "val_path": "deepfashion_coco/val.json",
                                           "train_sha256": digests["train"], "val_sha256": digests["val"]},
            data_version=version)
+    record_check(instance, "deepfashion_coco", "deepfashion_coco_valid", True)  # a check that passed on this one
     return version
 
 
@@ -147,17 +148,22 @@ def test_fashion_detector_and_best_detector_materialize_through_pipes(tmp_path):
         assert isinstance(metadata[key], dg.FloatMetadataValue), key
     assert "Average Precision" in metadata["table_5_1"].value and "data:image/" in metadata["loss_curves"].value
     assert metadata["pretrained"].value is False and metadata["device"].value == "cpu"
-    assert metadata["checkpoint"].value == "fashion_detector/resnet18/model_final.pt"  # relative to the data root
-    folder = data_root / "fashion_detector" / "resnet18"
-    assert {"model_final.pt", "checkpoint_last.pt", "metrics.json", "loss_curves.png"} <= {p.name for p in folder.iterdir()}
+    # Its own folder, named in the record, relative to the data root; the resume checkpoint stays in the resume cache.
+    folder = data_root / metadata["folder"].value
+    assert folder.parent == data_root / "fashion_detector" / "resnet18" / "v"
+    assert metadata["checkpoint"].value == f"{metadata['folder'].value}/model_final.pt"
+    assert {p.name for p in folder.iterdir()} == {"model_final.pt", "metrics.json", "loss_curves.png"}
+    assert (data_root / metadata["resume_cache"].value / "checkpoint_last.pt").is_file()
+    assert metadata["checkpoint_sha256"].value == file_sha256(folder / "model_final.pt")
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["checkpoint"] == "model_final.pt" and not metrics["args"]["output_dir"].startswith("/")
 
     best = dg.materialize([assets.best_detector], instance=instance, resources=_detector_resources(data_root),
                           raise_on_error=False)
-    record_ = json.loads((data_root / "best_detector" / "best.json").read_text())
-    assert record_["backbone"] == "resnet18" and record_["checkpoint"] == "fashion_detector/resnet18/model_final.pt"
     best_metadata = best.asset_materializations_for_node("best_detector")[0].metadata
+    record_ = json.loads((data_root / best_metadata["best_json"].value).read_text())
+    assert record_["backbone"] == "resnet18" and record_["checkpoint"] == metadata["checkpoint"].value
+    assert best_metadata["checkpoint_verified"].value is True
     assert best_metadata["AP"].value == pytest.approx(metadata["AP"].value) and "ResNet-18" in best_metadata["comparison"].value
     check = best.get_asset_check_evaluations()[0]
     assert check.passed == (record_["AP50"] >= assets.MIN_USABLE_AP50)

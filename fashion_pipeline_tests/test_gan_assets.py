@@ -119,20 +119,25 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     crops = _metadata(upstream, "fullbody_crops")
     assert crops["kept"] == N_IMAGES // 2 and crops["total"] == N_IMAGES  # even widths score 0.9
     assert "data:image/" in crops["score_histogram"] and "base64" in crops["samples"]
-    manifest = pd.read_parquet(data_root / "fullbody_crops" / "manifest.parquet")
+    assert crops["folder"].startswith("fullbody_crops/v/") and crops["folder_reused"] is False
+    manifest = pd.read_parquet(data_root / crops["manifest"])
     for row in manifest.itertuples():
         with Image.open(data_root / row.crop_path) as crop:
             assert crop.width == crop.height == row.crop_side
 
+    set_paths = {}
     for variant in training_sets.VARIANTS:
         built = dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources, partition_key=variant)
         (check,) = built.get_asset_check_evaluations()
         assert check.passed and check.partition == variant and check.metadata["variant"].text == variant
-    sizes = {v: np.load(data_root / "dcgan_training_set" / f"{v}.npy").shape for v in training_sets.VARIANTS}
+        set_paths[variant] = _metadata(built, "dcgan_training_set")["path"]
+        assert set_paths[variant].startswith(f"dcgan_training_set/{variant}/v/") and set_paths[variant].endswith(f"/{variant}.npy")
+    sizes = {v: np.load(data_root / set_paths[v]).shape for v in training_sets.VARIANTS}
     assert sizes == {"cropped": (16, 64, 64, 3), "original": (32, 64, 64, 3), "subset": (16, 64, 64, 3)}
 
     # The ablation: one dcgan run per variant x seed partition on the same instance (seed 0, plus seed 1 of cropped).
     keys = [_key(v, "0") for v in training_sets.VARIANTS] + [_key("cropped", "1")]
+    folders = {}
     for key in keys:
         variant, seed = key.keys_by_dimension["variant"], key.keys_by_dimension["seed"]
         result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=str(key),
@@ -146,21 +151,26 @@ def test_gan_chain_backfill_resume_and_report(data_root):
         assert metadata["optimizer_steps"] == {"original": 2}.get(variant, 1)  # 32 or 16 images at batch 16
         assert metadata["seed"] == seed and metadata["torch_seed"] == 999 + int(seed)
         assert "base64" in metadata["loss_chart"] and "base64" in metadata["real_vs_fake"]
-        assert (data_root / "dcgan" / variant / f"seed{seed}" / "checkpoint_last.pt").exists()
-        assert metadata["generator"] == f"dcgan/{variant}/seed{seed}/generator.pt"  # relative to the data root
+        assert (data_root / metadata["resume_checkpoint"]).exists()  # in the resume cache, not the published folder
+        assert metadata["generator"] == f"{metadata['folder']}/generator.pt"  # relative to the data root
+        assert metadata["folder"].startswith(f"dcgan/{variant}/seed{seed}/v/")
+        assert metadata["training_set_path"] == set_paths[variant] and "matched the sha256" in metadata["training_set_verified"]
+        folders[str(key)] = data_root / metadata["folder"]
         (check,) = result.get_asset_check_evaluations()
         assert check.passed and check.partition == str(key) and check.metadata["seed"].text == seed
     assert instance.get_materialized_partitions(dg.AssetKey("dcgan")) == {str(k) for k in keys}
-    seed0 = np.load(data_root / "dcgan" / "cropped" / "seed0" / "fixed_noise_fakes.npy")
-    seed1 = np.load(data_root / "dcgan" / "cropped" / "seed1" / "fixed_noise_fakes.npy")
+    seed0 = np.load(folders[str(_key("cropped", "0"))] / "fixed_noise_fakes.npy")
+    seed1 = np.load(folders[str(_key("cropped", "1"))] / "fixed_noise_fakes.npy")
     assert not np.array_equal(seed0, seed1)  # the seed dimension really changes the run
 
     # Asking for more epochs continues from the checkpoint instead of starting over.
     resumed = _metadata(dg.materialize([assets.dcgan], instance=instance, resources=resources,
                                        partition_key=str(_key("cropped", "0")), run_config=_dcgan_config(2)), "dcgan")
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2 and resumed["epochs_this_run"] == 1
-    history = json.loads((data_root / "dcgan" / "cropped" / "seed0" / "history.json").read_text())
+    history = json.loads((data_root / resumed["folder"] / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    first = json.loads((folders[str(_key("cropped", "0"))] / "history.json").read_text())
+    assert [e["epoch"] for e in first["epochs"]] == [1]  # the 1-epoch materialization's folder is untouched
 
     report_config = {"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16, "kid_subsets": 5}}}}
     report = dg.materialize([assets.ablation_report], instance=instance, resources=resources, run_config=report_config)
@@ -173,12 +183,19 @@ def test_gan_chain_backfill_resume_and_report(data_root):
         assert metadata[f"{variant}_FID_vs_{variant}"] >= 0 and f"{variant}_KID_vs_original" in metadata
         assert metadata[f"{variant}_untrained_FID_vs_{variant}"] >= 0
         assert isinstance(metadata[f"{variant}_Loss_G"], float)
-    written = json.loads((data_root / "ablation_report" / "report.json").read_text())
+    report_folder = data_root / metadata["folder"]
+    assert metadata["path"] == f"{metadata['folder']}/report.md" and "matched their recorded sha256" in metadata["inputs_verified"]
+    written = json.loads((report_folder / "report.json").read_text())
     assert written["variants"] == list(training_sets.VARIANTS)
     cropped = written["table"]["cropped"]
     losses = [row["Loss_G"] for row in cropped["per_seed"].values()]
     assert cropped["best"]["Loss_G"] == pytest.approx(np.mean(losses)) and cropped["std"]["Loss_G"] == pytest.approx(np.std(losses, ddof=1))
-    markdown = (data_root / "ablation_report" / "report.md").read_text()
+    markdown = (report_folder / "report.md").read_text()
+    # Nothing new: the same report folder is reused, and nothing is computed or written again.
+    same = _metadata(dg.materialize([assets.ablation_report], instance=instance, resources=resources,
+                                    run_config=report_config), "ablation_report")
+    assert same["folder"] == metadata["folder"] and same["folder_reused"] is True
+    assert same["cropped_KID_vs_cropped"] == metadata["cropped_KID_vs_cropped"]
     assert "Table 5.2" in markdown and "0.5139" in markdown and "not assessable: fewer than 2 seeds" in markdown
 
     # A new subset draw: dcgan[subset] was trained on the old one, so the report leaves it out.
@@ -210,7 +227,7 @@ def test_detections_refuse_a_detector_whose_usability_check_failed_in_an_earlier
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "upstream best_detector is not usable: check 'best_detector_is_usable' failed" in failure.description
     assert "AP50=0.1" in failure.description
-    assert not (data_root / "pinterest_detections" / "detections.parquet").exists()
+    assert not (data_root / "pinterest_detections").exists() or not list((data_root / "pinterest_detections").rglob("*.parquet"))
 
 
 def test_stage_contract():

@@ -27,6 +27,7 @@ def distributed_setup(use_cuda: Optional[bool] = None) -> tuple[int, int, int]:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return 0, 0, 1
+    die_with_torchrun()
     use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda and torch.cuda.is_available()
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
@@ -34,6 +35,32 @@ def distributed_setup(use_cuda: Optional[bool] = None) -> tuple[int, int, int]:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     return torch.distributed.get_rank(), local_rank, world_size
+
+
+class BadInput(ValueError):
+    """The training data or arguments are unusable: retrying cannot help (the step fails without retries)."""
+
+
+def die_with_torchrun() -> None:
+    """A torchrun worker gets SIGKILL when its agent dies (the agent dies with the step, see
+    ``common.pipes.die_with_parent``), so no rank keeps training on a GPU whose lease is gone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def exit_not_retryable(error: BaseException) -> None:
+    """Report a failure the same inputs would repeat (divergence, a refused resume, bad input) and exit
+    with ``common.pipes.EXIT_NOT_RETRYABLE``: the asset raises ``Failure(allow_retries=False)`` with this message."""
+    from fashion_pipeline.common.pipes import EXIT_NOT_RETRYABLE, write_failure
+
+    write_failure(f"{rank_prefix()}{error}")
+    report_failure(error)
+    raise SystemExit(EXIT_NOT_RETRYABLE) from error
 
 
 def wait_for_the_other_ranks() -> None:

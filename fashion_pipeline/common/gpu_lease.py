@@ -98,6 +98,13 @@ class Lease:
         """Environment for a child process: it sees only its GPUs (as ``cuda:0``..``cuda:n-1``)."""
         return {"CUDA_VISIBLE_DEVICES": ",".join(self.ids or map(str, self.indices))} if self.indices else {}
 
+    @property
+    def fds(self) -> list[int]:
+        """The lock files' descriptors: a child given them (``pass_fds``) holds the lease too, so the GPU stays
+        leased until the last process of the step, the trainer included, has exited (flock locks belong to
+        the open file, which the kernel closes only with its last descriptor)."""
+        return [handle.fileno() for handle in self._files]
+
     def release(self) -> None:
         for handle in self._files:
             with contextlib.suppress(OSError):

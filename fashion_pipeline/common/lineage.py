@@ -191,3 +191,29 @@ def file_data_version(*paths) -> dg.DataVersion:
     from fashion_pipeline.common.fingerprint import combine, file_sha256
 
     return dg.DataVersion(combine(file_sha256(path) for path in paths))
+
+
+# ---------------------------------------------------------------- versioned folders (common.versions)
+
+FOLDER_KEY = "folder"  # the metadata entry naming a materialization's own folder, relative to the data root
+
+
+def folder_metadata(published) -> dict:
+    """Metadata naming a ``versions.Published`` folder, and whether this run reused an identical earlier one."""
+    return {FOLDER_KEY: dg.MetadataValue.path(published.relative),
+            "folder_reused": dg.MetadataValue.bool(bool(published.reused))}
+
+
+def verified_file(data_root: Path, recorded: Recorded, path_key: str, sha_key: str) -> Path:
+    """The file ``recorded`` names under ``path_key``, after checking it against the sha256 recorded under
+    ``sha_key``: a file changed or lost since it was recorded is refused, never used silently."""
+    from fashion_pipeline.common.fingerprint import file_sha256
+
+    path = recorded.path(data_root, path_key)
+    if not path.is_file():
+        raise input_failure(f"{path} is missing although {recorded.label} was materialized in run {recorded.run_id}: "
+                            f"rematerialize {recorded.label}")
+    if file_sha256(path) != recorded.require(sha_key):
+        raise input_failure(f"{path} changed after {recorded.label} was materialized in run {recorded.run_id} "
+                            f"(its sha256 differs from the recorded one): rematerialize {recorded.label}")
+    return path

@@ -8,6 +8,12 @@ Inputs come from Dagster's record, not from a glob of the data root: the detecto
 ``deepfashion_coco`` materialization that is current (its files are checked against the recorded
 sha256), and ``best_detector`` ranks only the backbones whose latest materialization was
 evaluated on that same ``val.json``. Torch is imported inside the assets, never at load time.
+
+Each materialization publishes a folder of its own (``common.versions``): the trainer works in a
+resume cache keyed by ``train.json``'s sha256 (``fashion_detector/<backbone>/resume/<key>/``), and
+the finished model is hard-linked into ``fashion_detector/<backbone>/v/<data version>/``, which the
+record names; ``best.json`` goes to ``best_detector/v/<data version>/``. A failed run never
+touches a recorded folder.
 """
 
 from typing import Optional
@@ -15,8 +21,10 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from fashion_pipeline.common import distributed, lineage
+from fashion_pipeline.common import distributed, lineage, versions
+from fashion_pipeline.common.pipes import run_trainer
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, TRAINING_RETRY
+from fashion_pipeline.common.atomic import write_json
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.detector.constants import BACKBONES, DEMO_BACKBONE, METRIC_KEYS  # noqa: F401 (demo.py)
@@ -28,8 +36,9 @@ DEEPFASHION_CHECKS = ("deepfashion_coco_valid",)
 USABLE_CHECK = "best_detector_is_usable"
 # Bump when a code change alters what is trained or selected for the same inputs.
 DETECTOR_CODE_VERSION = "2"
-SELECTION_CODE_VERSION = "2"
+SELECTION_CODE_VERSION = "3"
 # Training checkpoints every checkpoint_period iterations, so a retry resumes instead of starting over.
+PUBLISHED_FILES = ("model_final.pt", "metrics.json", "loss_curves.png")  # checkpoint_last.pt stays in the resume cache
 
 # Partitions: the thesis's three backbones, plus resnet18 for the 2-core CPU demo only.
 BACKBONE_PARTITIONS = dg.StaticPartitionsDefinition(list(BACKBONES))
@@ -113,13 +122,7 @@ def current_training_data(instance: dg.DagsterInstance, data_root) -> lineage.Re
     recorded = lineage.require_latest(instance, DEEPFASHION)
     lineage.require_checks_passed(instance, DEEPFASHION, DEEPFASHION_CHECKS)
     for split in ("train", "val"):
-        path = recorded.path(data_root, f"{split}_path")
-        if not path.is_file():
-            raise lineage.input_failure(f"{path} is missing although {DEEPFASHION} was materialized in run {recorded.run_id}: "
-                             f"rematerialize {DEEPFASHION}")
-        if file_sha256(path) != recorded.require(f"{split}_sha256"):
-            raise lineage.input_failure(f"{path} changed after {DEEPFASHION} was materialized in run {recorded.run_id} "
-                             f"(its sha256 differs from the recorded one): rematerialize {DEEPFASHION}")
+        lineage.verified_file(data_root, recorded, f"{split}_path", f"{split}_sha256")
     return recorded
 
 
@@ -142,21 +145,36 @@ def fashion_detector(
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.MaterializeResult:
     backbone = context.partition_key
-    coco = current_training_data(context.instance, data_root.path)
-    coco_dir = coco.path(data_root.path, "train_path").parent
-    output_dir = data_root.asset_dir("fashion_detector", backbone)
-    command = train_command(config, backbone, coco_dir, output_dir, compute.device)
+    root = data_root.path
+    coco = current_training_data(context.instance, root)
+    coco_dir = coco.path(root, "train_path").parent
+    # The resume cache is keyed by what is trained on: new data never continues (or clobbers) another's checkpoint.
+    work_dir = versions.resume_dir(root, "fashion_detector", backbone, key=str(coco.require("train_sha256"))[:20])
+    command = train_command(config, backbone, coco_dir, work_dir, compute.device)
     context.log.info("training: " + " ".join(command))
     env = compute.training_env(config.nproc_per_node, log=context.log.info)
-    reported = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result()
-    checkpoint = output_dir / "model_final.pt"
-    if not checkpoint.is_file() or "AP" not in (reported.metadata or {}):
-        raise dg.Failure(f"training stopped before {checkpoint} was written (see the logs); materialize again to resume")
+    reported = run_trainer(context, pipes_subprocess_client, command, env, lease=compute.lease(config.nproc_per_node))
+    final = work_dir / "model_final.pt"
+    if not final.is_file() or "AP" not in (reported.metadata or {}):
+        raise dg.Failure(f"training stopped before {final} was written (see the logs); materialize again to resume")
+    checkpoint_sha256 = file_sha256(final)
+    version = combine([checkpoint_sha256])
+    with versions.staging(root, "fashion_detector", backbone) as out:
+        for name in PUBLISHED_FILES:
+            if (work_dir / name).is_file():
+                out.link(work_dir / name)
+        published = out.publish(version)
     return dg.MaterializeResult(
         metadata={**reported.metadata,
-                  "checkpoint": dg.MetadataValue.path(lineage.relative(checkpoint, data_root.path)),
+                  **lineage.folder_metadata(published),
+                  "checkpoint": dg.MetadataValue.path(published.relative_file("model_final.pt")),
+                  "checkpoint_sha256": checkpoint_sha256,
+                  "metrics_json": dg.MetadataValue.path(published.relative_file("metrics.json")),
+                  "resume_cache": dg.MetadataValue.path(lineage.relative(work_dir, root)),
+                  "inputs_verified": dg.MetadataValue.text("deepfashion_coco train.json and val.json match their "
+                                                           "recorded sha256"),
                   "deepfashion_coco_version": coco.data_version or ""},
-        data_version=dg.DataVersion(combine([file_sha256(checkpoint)])),
+        data_version=dg.DataVersion(version),
     )
 
 
@@ -165,7 +183,8 @@ def recorded_candidates(instance: dg.DagsterInstance) -> list[dict]:
     candidates = []
     for backbone in sorted(lineage.materialized_partitions(instance, "fashion_detector") & set(BACKBONES)):
         recorded = lineage.require_latest(instance, "fashion_detector", backbone)
-        candidates.append({**recorded.metadata, "backbone": backbone, "data_version": recorded.data_version})
+        candidates.append({**recorded.metadata, "backbone": backbone, "data_version": recorded.data_version,
+                           "run_id": recorded.run_id})
     return candidates
 
 
@@ -186,37 +205,58 @@ def best_detector(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.
     for metrics in stale:
         context.log.warning(f"fashion_detector[{metrics['backbone']}] was evaluated on another deepfashion_coco val.json: "
                             f"left out; rematerialize that partition to compare it")
-    output_path = data_root.asset_dir("best_detector") / "best.json"
     try:
-        record, ranked = select(candidates, output_path, where=" evaluated on the current deepfashion_coco")
+        record, ranked = select(candidates, None, where=" evaluated on the current deepfashion_coco")
     except NoTrainedDetector as error:
         left_out = ", ".join(f"fashion_detector[{m['backbone']}]" for m in stale)
         raise lineage.input_failure(str(error) + (f" (left out, evaluated on another val.json: {left_out})" if stale else ""))
     context.log.info(f"best detector: {record['backbone']} (AP {record['AP']:.3f}) of {record['ranking']}")
-    usable, usable_metadata = _usability(record, data_root)
+    winner = next(m for m in ranked if m["backbone"] == record["backbone"])
+    record["checkpoint_sha256"] = winner.get("checkpoint_sha256")
+    checkpoint = _verified_checkpoint(data_root.path, winner)
+    usable, usable_metadata = _usability(record, checkpoint)
+    version = combine([record["backbone"], winner.get("data_version") or ""])
+    # The folder is named by every candidate (best.json lists the ranking); the data version by the winner only,
+    # so a losing backbone added later does not mark everything downstream stale.
+    folder_key = combine([version, *sorted(f"{m['backbone']}={m.get('data_version')}" for m in ranked)])
+    published = versions.find(data_root.path, "best_detector", version=folder_key)
+    if published is None:  # else: the same candidates as an earlier materialization; its best.json is reused
+        with versions.staging(data_root.path, "best_detector") as out:
+            write_json(out.path("best.json"), record, indent=2)
+            published = out.publish(folder_key)
     metadata = {key: dg.MetadataValue.float(float(record[key])) for key in METRIC_KEYS if key in record}
     metadata.update({
         "backbone": dg.MetadataValue.text(record["backbone"]),
         "checkpoint": dg.MetadataValue.path(record["checkpoint"]),
+        "checkpoint_sha256": dg.MetadataValue.text(record["checkpoint_sha256"] or ""),
         "candidates": dg.MetadataValue.int(len(ranked)),
         "left_out_other_val_set": dg.MetadataValue.text(", ".join(m["backbone"] for m in stale) or "none"),
         "comparison": dg.MetadataValue.md(comparison_table(ranked)),
         "selection_rule": dg.MetadataValue.md(SELECTION_RULE),
-        "best_json": dg.MetadataValue.path(lineage.relative(output_path, data_root.path)),
+        "best_json": dg.MetadataValue.path(published.relative_file("best.json")),
+        "checkpoint_verified": dg.MetadataValue.bool(bool(record["checkpoint_sha256"])),
+        **lineage.folder_metadata(published),
     })
-    winner = next(m for m in ranked if m["backbone"] == record["backbone"])
     return dg.MaterializeResult(
         metadata=metadata,
-        data_version=dg.DataVersion(combine([record["backbone"], winner.get("data_version") or ""])),
+        data_version=dg.DataVersion(version),
         check_results=[dg.AssetCheckResult(check_name=USABLE_CHECK, passed=usable, metadata=usable_metadata)],
     )
 
 
-def _usability(record: dict, data_root: DataRoot) -> tuple[bool, dict]:
+def _verified_checkpoint(data_root, candidate: dict):
+    """The winner's checkpoint, checked against the sha256 its materialization recorded."""
+    recorded = lineage.Recorded(asset="fashion_detector", partition=candidate["backbone"],
+                                data_version=candidate.get("data_version"), metadata=candidate,
+                                run_id=candidate.get("run_id", "?"), storage_id=0)
+    return lineage.verified_file(data_root, recorded, "checkpoint", "checkpoint_sha256")
+
+
+def _usability(record: dict, checkpoint) -> tuple[bool, dict]:
     """Guards the cropping stage: a detector that misses most garments would feed it noise."""
     from fashion_pipeline.detector.inference import load_detector
 
-    load_detector(data_root.path / record["checkpoint"], "cpu")
+    load_detector(checkpoint, "cpu")
     metadata = {"backbone": dg.MetadataValue.text(record["backbone"]),
                 "AP50": dg.MetadataValue.float(float(record["AP50"])),
                 "threshold": dg.MetadataValue.float(MIN_USABLE_AP50)}

@@ -236,6 +236,9 @@ def run(args) -> Optional[dict]:
     spec, weights_path, weights_reason = resolve_spec(
         args.backbone, args.pretrained_weights_path, args.norm, args.trainable_backbone_layers, **model_sizes(args))
     solver = solver_config(args)
+    for path in (train_json, val_json):
+        if not path.is_file():
+            raise distributed.BadInput(f"{path}: no such COCO file")
     data_digests = {"train_json_sha256": file_sha256(train_json), "val_json_sha256": file_sha256(val_json)}
     signature = training_signature(spec, solver, data_digests["train_json_sha256"], world_size)
     with open_reporter(rank, solver.max_iter // solver.log_period) as reporter:
@@ -251,7 +254,10 @@ def run(args) -> Optional[dict]:
         resume = resumed_from > 0
         engine.seed_everything(solver.seed)  # the heads' random init must be reproducible too
         model = build_detector(spec, None if resume else weights_path)
-        dataset = CocoDetectionDataset(train_json, image_root=args.image_root)
+        try:
+            dataset = CocoDetectionDataset(train_json, image_root=args.image_root)
+        except ValueError as error:  # malformed COCO: the message names the file and the line or annotation
+            raise distributed.BadInput(str(error)) from error
         state = engine.train(
             model, dataset, solver, device, output_dir,
             checkpoint_extra={"model_spec": spec.to_dict(), "signature": signature, "backbone": args.backbone},
@@ -323,10 +329,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         build_parser().error("give --coco-dir, or both --train-json and --val-json")
     try:
         run(args)
-    except (engine.TrainingDiverged, engine.ResumeRefused) as error:
+    except (engine.TrainingDiverged, engine.ResumeRefused, distributed.BadInput) as error:
         # Under DDP every rank gets here with the same message (the losses are averaged over ranks).
-        distributed.report_failure(error)
-        raise SystemExit(2) from error
+        distributed.exit_not_retryable(error)
     finally:
         distributed.distributed_teardown()
 

@@ -5,6 +5,12 @@ fingerprints in its metadata), refuses an upstream whose blocking check failed, 
 version: a content fingerprint, so a change upstream marks everything after it stale in the UI.
 The cheap assets follow a re-scrape by declarative automation; ``dcgan`` trains only when launched.
 Torch is imported inside the assets, never when the code location loads.
+
+Every materialization publishes a folder of its own (``common.versions``), which its metadata names
+(``folder``): a failed run never touches a recorded one. The deterministic assets name the folder by
+their inputs (``input_key``) and reuse it when a rerun has nothing new, writing nothing; ``dcgan``
+trains in a resume cache keyed by its training set's data version and hard-links the result into
+``dcgan/<variant>/seed<k>/v/<data version>/``.
 """
 
 import dataclasses
@@ -15,7 +21,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from fashion_pipeline.common import atomic, distributed, lineage, render
+from fashion_pipeline.common import atomic, distributed, lineage, render, versions
+from fashion_pipeline.common.fingerprint import combine, file_sha256
+from fashion_pipeline.common.pipes import run_trainer
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS, FOLLOWS_UPSTREAM, TRAINING_RETRY
 from fashion_pipeline.common.config import config_from_dataclass
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
@@ -43,6 +51,18 @@ def _usable_best_detector(context) -> lineage.Recorded:
     return recorded
 
 
+def _detector_checkpoint(data_root: DataRoot, best: lineage.Recorded):
+    """(checkpoint path, verified?): checked against the sha256 best_detector recorded, when it recorded one."""
+    if best.get("checkpoint_sha256"):
+        return lineage.verified_file(data_root.path, best, "checkpoint", "checkpoint_sha256"), True
+    return best.path(data_root.path, "checkpoint"), False
+
+
+def input_key(*parts) -> str:
+    """A deterministic asset's folder name: its inputs' data versions, its config and its code version."""
+    return combine(json.dumps(part, sort_keys=True, default=str) for part in parts)
+
+
 # ---------------------------------------------------------------- detections
 
 class DetectionsConfig(dg.Config):
@@ -52,30 +72,47 @@ class DetectionsConfig(dg.Config):
     chunk_size: int = 64  # images decoded ahead of inference
 
 
+DETECTIONS_CODE_VERSION = "2"
+CROPS_CODE_VERSION = "2"
+TRAINING_SET_CODE_VERSION = "2"
+REPORT_CODE_VERSION = "3"
+
+
 @dg.asset(group_name=GROUP, deps=["pinterest_dataset", "best_detector"], kinds={"pytorch"}, pool="gpu",
-          code_version="2", automation_condition=FOLLOWS_UPSTREAM)
+          code_version=DETECTIONS_CODE_VERSION, automation_condition=FOLLOWS_UPSTREAM)
 def pinterest_detections(context: dg.AssetExecutionContext, config: DetectionsConfig, data_root: DataRoot,
                          compute: ComputeDevice) -> dg.MaterializeResult:
     """The best detector's boxes, labels (1 upper, 2 lower, 3 full) and scores for every deduplicated image."""
     from fashion_pipeline.gan import detect
 
-    _, manifest = _dataset_manifest(context, data_root)
+    dataset, manifest = _dataset_manifest(context, data_root)
     best = _usable_best_detector(context)
-    device = compute.torch_device()
-    run = detect.detect_images(manifest, data_root.path, best.path(data_root.path, "checkpoint"), device,
-                               config.batch_size, config.min_size, config.max_proposals, config.chunk_size,
-                               progress=lambda done, total: context.log.debug(f"{done}/{total} images"))
-    path = atomic.write_parquet(data_root.asset_dir("pinterest_detections") / "detections.parquet", run.detections)
-    per_class = run.per_class()
+    checkpoint, verified = _detector_checkpoint(data_root, best)
+    key = input_key(DETECTIONS_CODE_VERSION, dataset.data_version, best.data_version, config.model_dump())
+    published = versions.find(data_root.path, "pinterest_detections", version=key)
+    stats = {}
+    if published is None:
+        device = compute.torch_device()
+        run = detect.detect_images(manifest, data_root.path, checkpoint, device,
+                                   config.batch_size, config.min_size, config.max_proposals, config.chunk_size,
+                                   progress=lambda done, total: context.log.debug(f"{done}/{total} images"))
+        with versions.staging(data_root.path, "pinterest_detections") as out:
+            atomic.write_parquet(out.path("detections.parquet"), run.detections)
+            published = out.publish(key)
+        stats = {"seconds": round(run.seconds, 2), "images_per_second": round(run.images_per_second, 2),
+                 "device": str(device)}
+    path = published.file("detections.parquet")
+    detections = pd.read_parquet(path)
+    per_class = detect.DetectionRun(detections, 0.0).per_class()
     return dg.MaterializeResult(metadata={
-        "images": len(run.detections),
+        "images": len(detections),
         **{f"detections_{name}": count for name, count in per_class.items()},
-        "images_without_detections": int(sum(len(l) == 0 for l in run.detections["labels"])),
-        "seconds": round(run.seconds, 2),
-        "images_per_second": round(run.images_per_second, 2),
+        "images_without_detections": int(sum(len(l) == 0 for l in detections["labels"])),
+        **stats,
         "detector": best.get("backbone", "?"),
-        "device": str(device),
-        "path": dg.MetadataValue.path(lineage.relative(path, data_root.path)),
+        "detector_checkpoint_verified": verified,
+        "path": dg.MetadataValue.path(published.relative_file("detections.parquet")),
+        **lineage.folder_metadata(published),
     }, data_version=lineage.file_data_version(path))
 
 
@@ -100,18 +137,26 @@ def _score_histogram(scores: np.ndarray, threshold: float) -> str:
     return render.figure_markdown(figure, alt="full-body scores")
 
 
-@dg.asset(group_name=GROUP, deps=[pinterest_detections], code_version="2", automation_condition=FOLLOWS_UPSTREAM,
+@dg.asset(group_name=GROUP, deps=[pinterest_detections], code_version=CROPS_CODE_VERSION,
+          automation_condition=FOLLOWS_UPSTREAM,
           check_specs=[dg.AssetCheckSpec("enough_crops", asset="fullbody_crops", blocking=True,
                                          description="At least 2 crops, so a DCGAN can train on them.")])
 def fullbody_crops(context: dg.AssetExecutionContext, config: CropsConfig, data_root: DataRoot) -> dg.MaterializeResult:
     """One square crop per image around its best full-body box (policy: ``fashion_pipeline.gan.crops``)."""
     recorded = lineage.require_latest(context.instance, "pinterest_detections")
     detections = pd.read_parquet(recorded.path(data_root.path, "path"))
-    boxes = crops.best_fullbody_boxes(detections, config.score_threshold)
-    out_dir = data_root.asset_dir("fullbody_crops")
-    manifest = crops.write_crops(data_root.path, boxes, out_dir / "crops")
-    crops.remove_stale_crops(out_dir / "crops", set(manifest["image_id"]))
-    manifest_path = atomic.write_parquet(out_dir / "manifest.parquet", manifest)
+    key = input_key(CROPS_CODE_VERSION, recorded.data_version, config.model_dump())
+    published = versions.find(data_root.path, "fullbody_crops", version=key)
+    if published is None:
+        boxes = crops.best_fullbody_boxes(detections, config.score_threshold)
+        with versions.staging(data_root.path, "fullbody_crops") as out:
+            manifest = crops.write_crops(data_root.path, boxes, out.path("crops"))
+            # the manifest names each crop where it will lie once this folder is published
+            manifest["crop_path"] = [out.published_relative(data_root.path / p, key) for p in manifest["crop_path"]]
+            atomic.write_parquet(out.path("manifest.parquet"), manifest)
+            published = out.publish(key)
+    manifest_path = published.file("manifest.parquet")
+    manifest = pd.read_parquet(manifest_path)
     samples = [data_root.path / p for p in manifest["crop_path"].head(32)]
     return dg.MaterializeResult(
         metadata={
@@ -121,7 +166,8 @@ def fullbody_crops(context: dg.AssetExecutionContext, config: CropsConfig, data_
             "score_threshold": config.score_threshold,
             "score_histogram": dg.MetadataValue.md(_score_histogram(crops.fullbody_scores(detections), config.score_threshold)),
             "samples": dg.MetadataValue.md(render.grid_markdown(samples, alt="crops")),
-            "manifest": dg.MetadataValue.path(lineage.relative(manifest_path, data_root.path)),
+            "manifest": dg.MetadataValue.path(published.relative_file("manifest.parquet")),
+            **lineage.folder_metadata(published),
         },
         data_version=lineage.file_data_version(manifest_path),
         check_results=[dg.AssetCheckResult(check_name="enough_crops", passed=len(manifest) >= 2,
@@ -137,24 +183,31 @@ class TrainingSetConfig(dg.Config):
 
 
 @dg.asset(group_name=GROUP, partitions_def=variant_partitions, deps=["pinterest_dataset", fullbody_crops],
-          code_version="2", automation_condition=FOLLOWS_UPSTREAM,
+          code_version=TRAINING_SET_CODE_VERSION, automation_condition=FOLLOWS_UPSTREAM,
           check_specs=[lineage.partitioned_check("valid_training_set", "dcgan_training_set", variant_partitions,
                                                  "N x S x S x 3 uint8 (S = image_size) with N >= 2 and non-constant pixels.")])
 def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig,
                        data_root: DataRoot) -> dg.MaterializeResult:
     """The variant's images decoded once to S x S uint8 (shorter side to S, centre crop); S = 64 unless configured."""
     variant = context.partition_key
-    _, dataset = _dataset_manifest(context, data_root)
+    dataset_record, dataset = _dataset_manifest(context, data_root)
     crops_record = lineage.require_latest(context.instance, "fullbody_crops")
     lineage.require_checks_passed(context.instance, "fullbody_crops", ("enough_crops",))
-    crop_manifest = pd.read_parquet(crops_record.path(data_root.path, "manifest"))
-    out_dir = data_root.asset_dir("dcgan_training_set")
     size = config.image_size
-    images, rows = training_sets.build_variant(data_root.path, variant, dataset, crop_manifest, out_dir,
-                                               config.subset_seed, size)
+    key = input_key(TRAINING_SET_CODE_VERSION, variant, dataset_record.data_version, crops_record.data_version,
+                    config.model_dump())
+    published = versions.find(data_root.path, "dcgan_training_set", variant, version=key)
+    if published is None:
+        crop_manifest = pd.read_parquet(crops_record.path(data_root.path, "manifest"))
+        with versions.staging(data_root.path, "dcgan_training_set", variant) as out:
+            training_sets.build_variant(data_root.path, variant, dataset, crop_manifest, out.dir,
+                                        config.subset_seed, size)
+            published = out.publish(key)
+    array_path = published.file(training_sets.array_name(variant, size))
+    images = np.load(array_path, allow_pickle=False)
     valid = images.ndim == 4 and images.shape[1:] == (size, size, 3) and len(images) >= 2 and images.std() > 0
-    array_path = out_dir / training_sets.array_name(variant, size)
-    version = lineage.file_data_version(array_path)
+    sha256 = file_sha256(array_path)
+    version = dg.DataVersion(combine([sha256]))  # = lineage.file_data_version(array_path), without reading it twice
     return dg.MaterializeResult(
         metadata={
             "variant": variant,
@@ -163,8 +216,10 @@ def dcgan_training_set(context: dg.AssetExecutionContext, config: TrainingSetCon
             "image_size": size,
             "megabytes": round(images.nbytes / 2**20, 2),
             "samples": dg.MetadataValue.md(render.grid_markdown(list(images[:64]), cell=64, alt=variant)),
-            "path": dg.MetadataValue.path(lineage.relative(array_path, data_root.path)),
+            "path": dg.MetadataValue.path(published.relative_file(array_path.name)),
+            "sha256": sha256,  # dcgan and the report check the .npy against it before using it
             "fingerprint": version.value,
+            **lineage.folder_metadata(published),
         },
         data_version=version,
         check_results=[dg.AssetCheckResult(check_name="valid_training_set", passed=bool(valid),
@@ -186,6 +241,9 @@ DCGANConfig = config_from_dataclass(
     # only with the nproc_per_node it was trained with
     nproc_per_node=(int, 1),
 )
+
+
+FAKES_NAME = "fixed_noise_fakes.npy"
 
 
 def _train_command(train_config, data_path, out_dir, nproc_per_node: int) -> list[str]:
@@ -248,29 +306,35 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
 
     keys = context.partition_key.keys_by_dimension
     variant, seed = keys["variant"], keys["seed"]
+    root = data_root.path
     training_set = _current_training_set(context, variant, config.image_size)
-    data_path = training_set.path(data_root.path, "path")
+    # the recorded .npy, checked against its recorded sha256: a set rewritten since is refused, never used
+    data_path = lineage.verified_file(root, training_set, "path", "sha256")
     images = np.load(data_path, allow_pickle=False)
-    out_dir = report.run_dir(data_root.path, variant, seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # The resume cache is keyed by the training set's content: new data never continues an old checkpoint.
+    work_dir = versions.resume_dir(root, "dcgan", variant, f"seed{seed}", key=training_set.data_version or "unversioned")
     if not config.resume:
-        (out_dir / settings.CHECKPOINT_NAME).unlink(missing_ok=True)
+        (work_dir / settings.CHECKPOINT_NAME).unlink(missing_ok=True)
     fields = {f.name for f in dataclasses.fields(settings.TrainConfig)}
     train_config = settings.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
     train_config.seed = config.seed + int(seed)
     train_config.device = config.device or compute.device
-    # The resume key holds the images' content fingerprint: new data never continues an old checkpoint.
-    command = _train_command(train_config, data_path, out_dir, config.nproc_per_node)
+    command = _train_command(train_config, data_path, work_dir, config.nproc_per_node)
     context.log.info("training: " + " ".join(command))
     env = compute.training_env(config.nproc_per_node, log=context.log.info)
-    trained = pipes_subprocess_client.run(command=command, context=context, env=env).get_materialize_result().metadata
-    history = json.loads((out_dir / settings.HISTORY_NAME).read_text())
-    reals = images[np.sort(np.random.default_rng(0).choice(len(images), min(64, len(images)), replace=False))]
-    fakes = np.load(out_dir / "fixed_noise_fakes.npy")
-    comparison = report.side_by_side({"real": reals, "fake (fixed noise)": fakes})
-    atomic.write_bytes(out_dir / "real_vs_fake.png", render.png_bytes(comparison))
+    trained = run_trainer(context, pipes_subprocess_client, command, env,
+                          lease=compute.lease(config.nproc_per_node)).metadata
+    history = json.loads((work_dir / settings.HISTORY_NAME).read_text())
     finite = all(np.isfinite([row[name] for name in settings.STAT_NAMES]).all() for row in history["epochs"])
-    generator_path = out_dir / settings.GENERATOR_NAME
+    generator_sha256 = file_sha256(work_dir / settings.GENERATOR_NAME)
+    version = combine([generator_sha256])
+    with versions.staging(root, "dcgan", variant, f"seed{seed}") as out:
+        for name in (settings.GENERATOR_NAME, settings.HISTORY_NAME, FAKES_NAME):
+            out.link(work_dir / name)
+        reals = images[np.sort(np.random.default_rng(0).choice(len(images), min(64, len(images)), replace=False))]
+        comparison = report.side_by_side({"real": reals, "fake (fixed noise)": np.load(work_dir / FAKES_NAME)})
+        atomic.write_bytes(out.path("real_vs_fake.png"), render.png_bytes(comparison))
+        published = out.publish(version)  # an identical generator: the folder that already holds it is reused
     return dg.MaterializeResult(
         metadata={
             "variant": variant,
@@ -281,13 +345,18 @@ def dcgan(context: dg.AssetExecutionContext, config: DCGANConfig, data_root: Dat
             "training_images": len(images),
             "optimizer_steps": len(history["step_losses"]),  # compare variants of different sizes by updates, not epochs
             "training_set_version": training_set.data_version or "",
+            "training_set_path": dg.MetadataValue.path(training_set.require("path")),
+            "training_set_sha256": training_set.require("sha256"),
+            "training_set_verified": dg.MetadataValue.text("the .npy matched the sha256 dcgan_training_set recorded"),
             "loss_chart": dg.MetadataValue.md(loss_chart(history, variant)),
             "real_vs_fake": dg.MetadataValue.md(render.png_markdown(comparison, alt="real vs fake")),
-            "real_vs_fake_png": dg.MetadataValue.path(lineage.relative(out_dir / "real_vs_fake.png", data_root.path)),
-            "generator": dg.MetadataValue.path(lineage.relative(generator_path, data_root.path)),
-            "checkpoint": dg.MetadataValue.path(lineage.relative(out_dir / settings.CHECKPOINT_NAME, data_root.path)),
+            "real_vs_fake_png": dg.MetadataValue.path(published.relative_file("real_vs_fake.png")),
+            "generator": dg.MetadataValue.path(published.relative_file(settings.GENERATOR_NAME)),
+            "generator_sha256": generator_sha256,
+            "resume_checkpoint": dg.MetadataValue.path(lineage.relative(work_dir / settings.CHECKPOINT_NAME, root)),
+            **lineage.folder_metadata(published),
         },
-        data_version=lineage.file_data_version(generator_path),
+        data_version=dg.DataVersion(version),
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
                                            metadata={"variant": variant, "seed": seed, "epochs": len(history["epochs"])})],
     )
@@ -303,29 +372,59 @@ class ReportConfig(dg.Config):
     kid_subset_size: int = 1000  # capped at half of each set, so subsets differ
 
 
-def current_runs(instance: dg.DagsterInstance) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """(variant -> seeds trained on the variant's current training set with finite losses,
-    'variant/seed' -> why another run is left out)."""
-    runs: dict[str, list[str]] = {}
-    left_out: dict[str, str] = {}
+@dataclasses.dataclass
+class CurrentRuns:
+    """The dcgan runs trained on the current training sets, and the recorded records behind them."""
+
+    seeds: dict[str, list[str]]  # variant -> seeds
+    left_out: dict[str, str]  # 'variant/seed' -> why
+    runs: dict[tuple[str, str], lineage.Recorded]  # (variant, seed) -> its dcgan materialization
+    training_sets: dict[str, lineage.Recorded]  # variant -> its current dcgan_training_set materialization
+
+
+def current_runs(instance: dg.DagsterInstance) -> CurrentRuns:
+    """The seeds trained on each variant's current training set whose finite_losses check passed on that
+    materialization; every other run, with why it is left out."""
+    found = CurrentRuns({}, {}, {}, {})
     materialized = lineage.materialized_partitions(instance, "dcgan")
     for variant in training_sets.VARIANTS:
         training_set = lineage.latest(instance, "dcgan_training_set", variant)
+        if training_set is not None:
+            found.training_sets[variant] = training_set
         for seed in SEEDS:
             key = str(dg.MultiPartitionKey({"variant": variant, "seed": seed}))
             if key not in materialized:
                 continue
             trained = lineage.require_latest(instance, "dcgan", key)
+            failed = lineage.failed_checks(instance, "dcgan", ("finite_losses",), key)
             if training_set is None or trained.get("training_set_version") != training_set.data_version:
-                left_out[f"{variant}/seed{seed}"] = "trained on an older training set: rematerialize it"
-            elif lineage.failed_checks(instance, "dcgan", ("finite_losses",), key):
-                left_out[f"{variant}/seed{seed}"] = "its finite_losses check failed"
+                found.left_out[f"{variant}/seed{seed}"] = "trained on an older training set: rematerialize it"
+            elif failed:
+                found.left_out[f"{variant}/seed{seed}"] = f"its finite_losses check {failed['finite_losses']}"
             else:
-                runs.setdefault(variant, []).append(seed)
-    return runs, left_out
+                found.seeds.setdefault(variant, []).append(seed)
+                found.runs[(variant, seed)] = trained
+    return found
 
 
-@dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version="3",
+def _recorded_layout(data_root: DataRoot, found: CurrentRuns):
+    """The report's layout: each run's recorded folder, and the recorded training-set files, checked against
+    their recorded sha256 (the report scores against what the generators were trained on, not whatever is on disk)."""
+    from fashion_pipeline.gan import report
+
+    root = data_root.path
+    folders = {}
+    for (variant, seed), trained in found.runs.items():
+        generator = lineage.verified_file(root, trained, "generator", "generator_sha256")
+        folders[(variant, seed)] = generator.parent
+    sets = {}
+    for variant, recorded in found.training_sets.items():
+        if variant in found.seeds or variant == "original":  # "original" is every variant's common reference
+            sets[(variant, int(recorded.get("image_size", 64)))] = lineage.verified_file(root, recorded, "path", "sha256")
+    return report.Layout(root, run_folders=folders, training_sets=sets)
+
+
+@dg.asset(group_name=GROUP, deps=[dcgan, "best_detector"], pool="gpu", kinds={"pytorch"}, code_version=REPORT_CODE_VERSION,
           automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS)
 def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, data_root: DataRoot,
                     compute: ComputeDevice) -> dg.MaterializeResult:
@@ -333,26 +432,39 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
     and the fakes side by side."""
     from fashion_pipeline.gan import quality, report
 
-    runs, left_out = current_runs(context.instance)
+    found = current_runs(context.instance)
+    runs, left_out = found.seeds, found.left_out
     for run, why in left_out.items():
         context.log.warning(f"dcgan {run} left out of the report: {why}")
     if not runs:
         raise lineage.input_failure("no DCGAN trained on the current training sets: materialize dcgan (a backfill of "
                                     "its variant x seed partitions)" + "".join(f"; {r}: {w}" for r, w in left_out.items()))
+    layout = _recorded_layout(data_root, found)
     best = lineage.latest(context.instance, "best_detector")
-    checkpoint = best.path(data_root.path, "checkpoint") if best else None
-    space = quality.make_feature_space(config.inception_weights_path, checkpoint, compute.torch_device())
-    report_settings = report.ReportSettings(n_samples=config.n_samples, max_reals=config.max_reals,
-                                            kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size)
-    built = report.build_report(data_root.path, space, report_settings, runs=runs)
-    out_dir = data_root.path / "ablation_report"
+    checkpoint, verified = _detector_checkpoint(data_root, best) if best else (None, False)
+    key = input_key(REPORT_CODE_VERSION, config.model_dump(), best.data_version if best else "",
+                    sorted(f"{v}/{s}={r.data_version}" for (v, s), r in found.runs.items()),
+                    sorted(f"{v}={r.data_version}" for v, r in found.training_sets.items()))
+    published = versions.find(data_root.path, "ablation_report", version=key)
+    if published is None:
+        space = quality.make_feature_space(config.inception_weights_path, checkpoint, compute.torch_device())
+        report_settings = report.ReportSettings(n_samples=config.n_samples, max_reals=config.max_reals,
+                                                kid_subsets=config.kid_subsets, kid_subset_size=config.kid_subset_size)
+        with versions.staging(data_root.path, "ablation_report") as out:
+            built = report.build_report(data_root.path, space, report_settings, runs=runs, layout=layout, out_dir=out.dir)
+            published = out.publish(key)
+    else:  # the same runs, training sets, detector and config as an earlier report: nothing to compute
+        built = report.load_report(published.folder)
     metadata = {
         "variants": ", ".join(built["variants"]),
         "runs": ", ".join(f"{v}/seed{s}" for v, seeds in runs.items() for s in seeds),
         "left_out": ", ".join(f"{v} ({why})" for v, why in left_out.items()) or "none",
         "feature_space": built["feature_space"],
         "report": dg.MetadataValue.md(report.report_markdown(built, render.png_markdown(built["picture"], alt="fakes"))),
-        "path": dg.MetadataValue.path(lineage.relative(out_dir / "report.md", data_root.path)),
+        "path": dg.MetadataValue.path(published.relative_file("report.md")),
+        "inputs_verified": dg.MetadataValue.text("generators and training sets matched their recorded sha256"
+                                                 + ("; the detector checkpoint too" if verified else "")),
+        **lineage.folder_metadata(published),
     }
     for variant, summary in built["table"].items():  # means over the seeds: the UI plots them across reports
         metadata.update({f"{variant}_{k}": round(float(summary["best"][k]), 5) for k in ("Loss_G", "Loss_D", "D_x")})
@@ -366,7 +478,7 @@ def ablation_report(context: dg.AssetExecutionContext, config: ReportConfig, dat
                     metadata[f"{variant}_{prefix}{metric}_vs_{reference}"] = round(mean, 6)
     for variant, (mean, _, _) in report.variant_means(built["quality"], "untrained_over_trained", "FID").items():
         metadata[f"{variant}_untrained_over_trained_FID"] = round(mean, 3)
-    return dg.MaterializeResult(metadata=metadata, data_version=lineage.file_data_version(out_dir / "report.json"))
+    return dg.MaterializeResult(metadata=metadata, data_version=lineage.file_data_version(published.file("report.json")))
 
 
 defs = dg.Definitions(assets=[pinterest_detections, fullbody_crops, dcgan_training_set, dcgan, ablation_report])

@@ -675,8 +675,23 @@ def _parse_fault(text: Optional[str]) -> Optional[tuple[int, int]]:
     return int(rank), int(step)
 
 
+def load_training_images(path) -> np.ndarray:
+    """The N x S x S x 3 uint8 training set, or ``BadInput`` naming the file and what is wrong with it."""
+    from fashion_pipeline.common.distributed import BadInput
+
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise BadInput(f"{path}: not a readable .npy training set ({error})") from error
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
+        raise BadInput(f"{path}: expected N x S x S x 3 uint8 images, found {images.dtype} {images.shape}")
+    if len(images) < 1:
+        raise BadInput(f"{path}: the training set holds no image")
+    return images
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    from fashion_pipeline.common.distributed import distributed_setup, distributed_teardown, report_failure
+    from fashion_pipeline.common.distributed import BadInput, distributed_setup, distributed_teardown, exit_not_retryable
     from fashion_pipeline.common.pipes import open_reporter
 
     args = build_parser().parse_args(argv)
@@ -684,17 +699,16 @@ def main(argv: Optional[list[str]] = None) -> None:
     rank, _, _ = distributed_setup()
     try:
         with open_reporter(rank) as reporter:
-            images = np.load(args.data, allow_pickle=False)
+            images = load_training_images(args.data)
             log = reporter.log if rank == 0 else (lambda message: None)  # the ranks' numbers are the same
             result = train(images, args.out, config, log=log, inject_nan=_parse_fault(args.inject_nan))
             if rank == 0:
                 metadata = run_metadata(result)
                 reporter.report_metadata(metadata)
                 print(json.dumps(metadata), flush=True)
-    except (TrainingDiverged, ResumeRefused) as error:
+    except (TrainingDiverged, ResumeRefused, BadInput) as error:
         # Under torchrun every rank gets here with the same message (the losses are averaged over ranks).
-        report_failure(error)
-        raise SystemExit(2) from error
+        exit_not_retryable(error)
     finally:
         distributed_teardown()
 

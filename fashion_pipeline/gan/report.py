@@ -49,6 +49,27 @@ def run_dir(data_root: Path, variant: str, seed: str) -> Path:
     return Path(data_root) / "dcgan" / variant / f"seed{seed}"
 
 
+@dataclass
+class Layout:
+    """Where the report reads each run and training set. By default the CLI's layout under the data root;
+    the ``ablation_report`` asset passes the folders and files Dagster recorded instead (``recorded``)."""
+
+    data_root: Path
+    run_folders: Optional[dict] = None  # (variant, seed) -> the run's folder
+    training_sets: Optional[dict] = None  # (variant, image size) -> the .npy
+
+    def run_dir(self, variant: str, seed: str) -> Path:
+        if self.run_folders is not None:
+            return Path(self.run_folders[(variant, seed)])
+        return run_dir(self.data_root, variant, seed)
+
+    def training_set(self, variant: str, size: int) -> Path:
+        if self.training_sets is not None:
+            found = self.training_sets.get((variant, size))
+            return Path(found) if found else self.data_root / "dcgan_training_set" / f"(no recorded {variant} set at {size} px)"
+        return self.data_root / "dcgan_training_set" / array_name(variant, size)
+
+
 def trained_runs(data_root: Path) -> dict[str, list[str]]:
     """variant -> seeds with a history on disk (CLI use; the asset passes Dagster's record instead)."""
     runs = {}
@@ -154,15 +175,14 @@ def _distances(fakes: np.ndarray, reals: np.ndarray, settings: ReportSettings) -
             "n_fake": len(fakes), "n_real": len(reals)}
 
 
-def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.FeatureSpace,
+def quality_scores(layout: "Layout", runs: dict[str, list[str]], space: quality.FeatureSpace,
                    settings: ReportSettings) -> dict[str, dict]:
     """Per variant and seed: FID/KID of the fakes against the variant's own training set and against
     ``original`` (the common reference), and of an untrained generator of the same architecture against
     its own training set (the baseline). Returns {variant: {seed: entries}}."""
     feature_cache: dict[Path, np.ndarray] = {}
 
-    def training_set_path(variant: str, size: int) -> Path:
-        return data_root / "dcgan_training_set" / array_name(variant, size)
+    training_set_path = layout.training_set
 
     def real_features(variant: str, size: int) -> Optional[np.ndarray]:
         """Features of the variant's training set at the generators' resolution (a 128-px run is never
@@ -177,7 +197,7 @@ def quality_scores(data_root: Path, runs: dict[str, list[str]], space: quality.F
     for variant, seeds in runs.items():
         scores[variant] = {}
         for seed in seeds:
-            generator_path = run_dir(data_root, variant, seed) / dcgan.GENERATOR_NAME
+            generator_path = layout.run_dir(variant, seed) / dcgan.GENERATOR_NAME
             generator = dcgan.load_generator(generator_path, space.device)
             size = generator.image_size
             own = real_features(variant, size)
@@ -273,24 +293,27 @@ def side_by_side(grids: dict[str, np.ndarray], cell: int = 64) -> Image.Image:
 
 
 def build_report(data_root: str | Path, space: Optional[quality.FeatureSpace],
-                 settings: ReportSettings = ReportSettings(), runs: Optional[dict[str, list[str]]] = None) -> dict:
+                 settings: ReportSettings = ReportSettings(), runs: Optional[dict[str, list[str]]] = None,
+                 layout: Optional[Layout] = None, out_dir: Optional[Path] = None) -> dict:
     """Compute and write the report; returns what ``report.json`` holds (plus the side-by-side image).
 
     ``runs``: variant -> the seeds to report (the asset passes those trained on the current training
-    sets); by default every run with a history on disk (CLI use).
+    sets); by default every run with a history on disk (CLI use). ``layout``: where each run and training
+    set lies (default: the CLI's layout). ``out_dir``: default ``<data_root>/ablation_report``.
     """
     data_root = Path(data_root)
+    layout = layout or Layout(data_root)
     runs = trained_runs(data_root) if runs is None else {v: list(s) for v, s in runs.items() if s}
     if not runs:
         raise FileNotFoundError(f"no trained DCGAN under {data_root / 'dcgan'}: materialize dcgan first")
-    summaries = {variant: summarize_variant({seed: json.loads((run_dir(data_root, variant, seed) / dcgan.HISTORY_NAME)
+    summaries = {variant: summarize_variant({seed: json.loads((layout.run_dir(variant, seed) / dcgan.HISTORY_NAME)
                                                               .read_text()) for seed in seeds})
                  for variant, seeds in runs.items()}
-    scores = quality_scores(data_root, runs, space, settings) if space is not None else {}
+    scores = quality_scores(layout, runs, space, settings) if space is not None else {}
     # the first seed's fixed-noise fakes per variant
-    grids = {v: np.load(run_dir(data_root, v, seeds[0]) / "fixed_noise_fakes.npy") for v, seeds in runs.items()}
+    grids = {v: np.load(layout.run_dir(v, seeds[0]) / "fixed_noise_fakes.npy") for v, seeds in runs.items()}
     picture = side_by_side(grids)
-    out_dir = data_root / "ablation_report"
+    out_dir = Path(out_dir) if out_dir is not None else data_root / "ablation_report"
     atomic.write_bytes(out_dir / "fakes_side_by_side.png", render.png_bytes(picture))
     variants = list(runs)
     report = {"variants": variants, "runs": runs, "table": summaries, "quality": scores,
@@ -299,6 +322,14 @@ def build_report(data_root: str | Path, space: Optional[quality.FeatureSpace],
     atomic.write_json(out_dir / "report.json", report, indent=2)
     atomic.write_text(out_dir / "report.md", report_markdown(report, "![fakes](fakes_side_by_side.png)"))
     report["picture"] = picture
+    return report
+
+
+def load_report(out_dir: Path) -> dict:
+    """A report ``build_report`` wrote, as it returned it (the asset reuses an identical earlier one)."""
+    report = json.loads((Path(out_dir) / "report.json").read_text())
+    with Image.open(Path(out_dir) / "fakes_side_by_side.png") as picture:
+        report["picture"] = picture.copy()
     return report
 
 
