@@ -8,6 +8,9 @@ their clusters). The price is that a long chain of small edits can merge two fai
 images; the asset reports the largest cluster so such a chain is visible.
 
 Labels are canonical: each element gets the smallest index in its cluster.
+
+One exception to plain transitivity: a black-and-white copy may join one colour cluster but never
+merge two (two colourways of a garment share a greyscale version); see ``cluster_labels``.
 """
 from __future__ import annotations
 
@@ -52,16 +55,43 @@ class UnionFind:
             roots = jumped
 
 
-def cluster_labels(n: int, i, j) -> np.ndarray:
-    """Canonical cluster label (smallest member index) of each of ``n`` elements, given edges i-j."""
+def cluster_labels(n: int, i, j, grey_i=None, grey_j=None, coloured=None) -> np.ndarray:
+    """Canonical cluster label (smallest member index) of each of ``n`` elements, given edges i-j.
+
+    ``grey_i``/``grey_j``: edges between a black-and-white image and a colour one (matched on
+    luminance alone, see ``phash.thumbnail_distance``), with ``coloured`` flagging the colour
+    images. A greyscale copy matches every colourway of its picture equally well, so such an edge
+    is applied after the others, in the order given (nearest first), and only when it does not
+    join two clusters that both hold a colour image: the grey copy joins one colourway, never
+    merges two. ``refused_grey_edges`` counts the edges left out.
+    """
+    labels, _ = cluster_labels_with_refusals(n, i, j, grey_i, grey_j, coloured)
+    return labels
+
+
+def cluster_labels_with_refusals(n: int, i, j, grey_i=None, grey_j=None, coloured=None) -> tuple[np.ndarray, int]:
+    """``cluster_labels`` and how many grey edges were refused for bridging two colour clusters."""
     forest = UnionFind(n)
     for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist()):
         forest.union(a, b)
+    refused = 0
+    if grey_i is not None and len(grey_i):
+        has_colour = np.zeros(n, dtype=bool)
+        np.logical_or.at(has_colour, forest.roots(), np.asarray(coloured, dtype=bool))
+        for a, b in zip(np.asarray(grey_i).tolist(), np.asarray(grey_j).tolist()):
+            root_a, root_b = forest.find(a), forest.find(b)
+            if root_a == root_b:
+                continue
+            if has_colour[root_a] and has_colour[root_b]:
+                refused += 1
+                continue
+            forest.union(a, b)
+            has_colour[forest.find(a)] = has_colour[root_a] or has_colour[root_b]
     roots = forest.roots()
     # The smallest index of each root's set: minimum.at is order-independent.
     smallest = np.full(n, n, dtype=np.int64)
     np.minimum.at(smallest, roots, np.arange(n))
-    return smallest[roots]
+    return smallest[roots], refused
 
 
 def main(argv: list[str] | None = None) -> int:

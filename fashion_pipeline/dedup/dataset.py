@@ -47,7 +47,7 @@ import pandas as pd
 
 from fashion_pipeline.common.atomic import write_json, write_parquet
 from fashion_pipeline.dedup import phash
-from fashion_pipeline.dedup.cluster import cluster_labels
+from fashion_pipeline.dedup.cluster import cluster_labels_with_refusals
 from fashion_pipeline.dedup.search import Pairs, find_pairs, hamming
 
 INPUT_ASSET = "pinterest_images"
@@ -191,9 +191,20 @@ def distinct_contents(valid: pd.DataFrame) -> pd.DataFrame:
     return contents
 
 
+def cluster_pairs(n: int, pairs: Pairs, coloured: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cluster labels from verified pairs; grey-to-colour pairs (nearest first) never join two colour clusters."""
+    grey = coloured[pairs.i] != coloured[pairs.j]
+    order = np.argsort(pairs.distance[grey], kind="stable")
+    return cluster_labels_with_refusals(n, pairs.i[~grey], pairs.j[~grey], pairs.i[grey][order], pairs.j[grey][order], coloured)
+
+
 def choose_kept(contents: pd.DataFrame) -> pd.DataFrame:
-    """Each cluster's kept content: most pixels, then most bytes, then smallest sha256 (deterministic)."""
-    ranked = contents.sort_values(["cluster", "pixels", "n_bytes", "content_sha256"], ascending=[True, False, False, True])
+    """Each cluster's kept content: a colour copy over a black-and-white one (it carries more, and it is
+    what separates colourways), then most pixels, then most bytes, then smallest sha256 (deterministic)."""
+    if "coloured" not in contents:
+        contents = contents.assign(coloured=True)
+    ranked = contents.sort_values(["cluster", "coloured", "pixels", "n_bytes", "content_sha256"],
+                                  ascending=[True, False, False, False, True])
     kept = ranked.drop_duplicates("cluster").copy()
     kept["image_id"] = [sha[:16] for sha in kept["content_sha256"]]
     return kept
@@ -212,7 +223,8 @@ def deduplicate(rows: pd.DataFrame, settings: DedupSettings) -> DedupResult:
     mirrors = contents["phash_mirror"].to_numpy(np.uint64) if settings.match_mirrors else None
     candidates = find_pairs(hashes, settings.threshold, mirrors=mirrors)
     pairs = verify_pairs(candidates, contents["thumb"].tolist(), settings)
-    contents["cluster"] = cluster_labels(len(contents), pairs.i, pairs.j)
+    contents["coloured"] = phash.chroma_strength(phash.thumbs_from_bytes(contents["thumb"].tolist())) > phash.ACHROMATIC_CHROMA
+    contents["cluster"], refused = cluster_pairs(len(contents), pairs, contents["coloured"].to_numpy(bool))
     kept = choose_kept(contents)
 
     cluster_of = dict(zip(contents["content_sha256"], contents["cluster"]))
@@ -235,6 +247,7 @@ def deduplicate(rows: pd.DataFrame, settings: DedupSettings) -> DedupResult:
     quarantine = quarantine.rename(columns={"problem": "reason"}).reset_index(drop=True)
     stats = _stats(rows, mapping, manifest, contents, settings)
     stats["candidate_pairs"], stats["pairs_rejected_by_colour"] = len(candidates), len(candidates) - len(pairs)
+    stats["grey_links_refused"] = refused  # a greyscale copy matching two colourways joins only one
     return DedupResult(manifest, mapping, quarantine, pairs, contents, stats)
 
 
