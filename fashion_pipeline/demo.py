@@ -36,6 +36,8 @@ CHAIN: list[tuple[str, object]] = [
     ("pattern_patches", "all"),
     ("pattern_dcgan", "all"),
     ("restyled_garments", None),
+    ("tryon_pairs", None),
+    ("tryon_report", None),
 ]
 
 

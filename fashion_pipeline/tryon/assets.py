@@ -1,0 +1,263 @@
+"""Dagster layer of the try-on stage: paired try-on data (synthetic, or a real set in the VITON-HD layout) -> report.
+
+The domain logic is in ``synthetic.tryon`` (the generator), ``layout`` (reader and validation), ``warp``,
+``baselines``, ``metrics`` and ``report`` (plain modules with CLIs). Every materialization writes under a folder
+of its own, ``<asset>/v/<run_id>/``, and records that folder (relative to the data root); the report reads the
+folder ``tryon_pairs`` recorded, never a fixed path, so a crashed or concurrent run cannot mix two versions.
+Torch is imported inside the report asset only.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from PIL import Image, ImageDraw
+
+from fashion_pipeline.common import atomic, lineage, render
+from fashion_pipeline.common.fingerprint import combine, file_sha256
+from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.synthetic import tryon as synthetic_tryon
+from fashion_pipeline.synthetic.parse import colourize
+from fashion_pipeline.tryon import layout
+
+GROUP = "tryon"
+PAIRS_CHECK = "tryon_pairs_valid"
+ORDER_CHECK = "baselines_in_order"
+SPLITS = layout.SPLITS
+
+
+def run_folder(data_root: DataRoot, asset: str, run_id: str) -> Path:
+    """A folder no other materialization writes: ``<asset>/v/<run_id>``."""
+    path = data_root.path / asset / "v" / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _recorded_path(path: Path, root: Path) -> str:
+    """Relative to the data root when under it (the generated set), absolute otherwise (TRYON_ROOT)."""
+    try:
+        return lineage.relative(path, root)
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+# ---------------------------------------------------------------- tryon_pairs
+
+class TryonPairsConfig(dg.Config):
+    root: str = ""  # a dataset in the VITON-HD layout; "" -> $TRYON_ROOT; neither -> the synthetic generator
+    height: int = 256  # width = 3/4 of it (VITON-HD and CP-VTON are 4:3)
+    train: int = 400  # synthetic persons per split
+    test: int = 200
+    seed: int = 0
+    max_bad_share: float = 0.02  # the check fails when more of a split's pairs than this are unusable
+    validate_max: int = 0  # pairs read per split by the check (0: all); a real train split has ~11k
+    grid_rows: int = 6
+
+
+def _pose_tile(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    limbs = [(1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (10, 11), (8, 12), (12, 13),
+             (13, 14), (0, 1), (0, 15), (0, 16), (15, 17), (16, 18)]
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for a, b in limbs:
+        if points[a, 2] > 0 and points[b, 2] > 0:
+            draw.line([tuple(points[a, :2]), tuple(points[b, :2])], fill=(255, 200, 0), width=2)
+    for x, y, confidence in points:
+        if confidence > 0:
+            draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(255, 60, 60))
+    return np.asarray(image)
+
+
+def pairs_grid(reader: layout.Layout, pairs: list[layout.Pair], rows: int) -> Image.Image:
+    """person | garment | parse | pose | ground truth, one row per readable pair."""
+    tiles = []
+    for pair in pairs:
+        if len(tiles) == rows:
+            break
+        try:
+            sample = reader.load(pair)
+        except layout.LayoutError:
+            continue  # counted by the check
+        truth = sample.truth if sample.truth is not None else np.zeros_like(sample.person)
+        tiles.append(np.concatenate([sample.person, sample.cloth, colourize(sample.parse),
+                                     _pose_tile(sample.keypoints, reader.height, reader.width), truth], axis=1))
+    return Image.fromarray(np.concatenate(tiles, axis=0))
+
+
+def _dataset_version(root: Path, synthetic: bool) -> str:
+    """Content of every file (the generated set is small), or, for a real set, its pairs files and file sizes."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    if synthetic:
+        return combine(f"{p.relative_to(root)}:{file_sha256(p)}" for p in files)
+    parts = [file_sha256(layout.pairs_file(root, split)) for split in SPLITS if layout.pairs_file(root, split).is_file()]
+    return combine(parts + [f"{p.relative_to(root)}:{p.stat().st_size}" for p in files])
+
+
+def _validate_splits(root: Path, config: TryonPairsConfig, width: int) -> dict:
+    result = {}
+    for split in SPLITS:
+        reader = layout.Layout(root, split, config.height, width)
+        try:
+            pairs = layout.read_pairs(root, split)
+        except layout.LayoutError as error:
+            result[split] = {"pairs": 0, "usable": 0, "by_reason": {error.reason: 1}, "problems": [str(error)]}
+            continue
+        checked = pairs[: config.validate_max] if config.validate_max else pairs
+        validation = layout.validate(reader, checked)
+        result[split] = {"pairs": len(pairs), "checked": len(checked), "usable": validation.usable,
+                         "bad_share": round(validation.bad_share, 4), "by_reason": validation.by_reason,
+                         "problems": [message for _, _, message in validation.problems]}
+    return result
+
+
+@dg.asset(group_name=GROUP, code_version="1",
+          check_specs=[dg.AssetCheckSpec(PAIRS_CHECK, asset="tryon_pairs", blocking=True,
+                                         description="Every split reads, with at most max_bad_share unusable pairs.")])
+def tryon_pairs(context: dg.AssetExecutionContext, config: TryonPairsConfig, data_root: DataRoot) -> dg.MaterializeResult:
+    """Paired try-on data in the VITON-HD layout: generated with unpaired ground truth, or a real set
+    (``root`` / ``TRYON_ROOT``) validated file by file."""
+    width = config.height * 3 // 4
+    synthetic_tryon.check_size(config.height, width)
+    folder = run_folder(data_root, "tryon_pairs", context.run_id)
+    given = config.root or os.environ.get(layout.ROOT_ENV_VAR, "")
+    if given:
+        root, source, summary = Path(given).expanduser().resolve(), "directory", {}
+        if not root.is_dir():
+            raise lineage.input_failure(f"try-on dataset root {root} (from {'config' if config.root else 'TRYON_ROOT'}) "
+                                        "is not a folder")
+    else:
+        root, source = folder / "dataset", "synthetic"
+        summary = synthetic_tryon.write_dataset(root, synthetic_tryon.Spec(config.height, width, config.train,
+                                                                           config.test, config.seed))
+    validation = _validate_splits(root, config, width)
+    atomic.write_json(folder / "validation.json", validation, indent=1)
+    test_reader = layout.Layout(root, "test", config.height, width)
+    grid = pairs_grid(test_reader, layout.read_pairs(root, "test"), config.grid_rows) if validation["test"]["usable"] else None
+    metadata = {
+        "source": source, "dataset_root": _recorded_path(root, data_root.path),
+        "folder": dg.MetadataValue.path(lineage.relative(folder, data_root.path)),
+        "height": config.height, "width": width,
+        "setting": "unpaired with ground truth" if source == "synthetic" else "paired only (no unpaired ground truth)",
+        **{f"{split}_pairs": validation[split]["pairs"] for split in SPLITS},
+        **{f"{split}_usable": validation[split]["usable"] for split in SPLITS},
+        "problems_by_reason": dg.MetadataValue.json({split: validation[split]["by_reason"] for split in SPLITS}),
+        "validation": dg.MetadataValue.path(lineage.relative(folder / "validation.json", data_root.path)),
+    }
+    if summary:
+        metadata.update(garment_styles=dg.MetadataValue.json(summary["styles"]),
+                        garment_patterns=dg.MetadataValue.json(summary["kinds"]))
+    if grid is not None:
+        atomic.write_bytes(folder / "grid.png", render.png_bytes(grid))
+        metadata["grid"] = dg.MetadataValue.md(render.inline_image_markdown(grid, alt="person | garment | parse | pose | truth"))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(_dataset_version(root, source == "synthetic")),
+                                check_results=[_pairs_check(validation, config)])
+
+
+def _pairs_check(validation: dict, config: TryonPairsConfig) -> dg.AssetCheckResult:
+    shares = {split: (1.0 if not validation[split]["pairs"] else validation[split]["bad_share"]) for split in SPLITS}
+    passed = all(share <= config.max_bad_share for share in shares.values())
+    first = next((v["problems"][0] for v in validation.values() if v["problems"]), "")
+    return dg.AssetCheckResult(check_name=PAIRS_CHECK, passed=passed,
+                               metadata={**{f"{s}_bad_share": shares[s] for s in SPLITS},
+                                         "by_reason": dg.MetadataValue.json({s: validation[s]["by_reason"] for s in SPLITS}),
+                                         "first_problem": first[:500]})
+
+
+# ---------------------------------------------------------------- tryon_report
+
+class TryonReportConfig(dg.Config):
+    methods: list[str] = ["unchanged", "warped_paste", "oracle_paste"]  # any registered in tryon.baselines.METHODS
+    max_pairs: int = 0  # 0: every test pair
+    features: str = "detector"  # "detector": best_detector's backbone; "untrained": a seeded ResNet-18 (labelled)
+    kid_subsets: int = 100
+
+
+@dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector"], code_version="1", kinds={"pytorch"},
+          check_specs=[dg.AssetCheckSpec(ORDER_CHECK, asset="tryon_report", blocking=False,
+                                         description="On ground truth: oracle_paste > warped_paste > unchanged in SSIM.")])
+def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, data_root: DataRoot,
+                 compute: ComputeDevice) -> dg.MaterializeResult:
+    """Every method's output on every test pair (PNGs + manifest), scored against the ground truth:
+    SSIM (whole, changed region), L1, a detector-feature distance (not LPIPS), KID/FID, with 95% intervals."""
+    import torch
+
+    from fashion_pipeline.tryon import baselines, report
+
+    pairs = lineage.require_latest(context.instance, "tryon_pairs")
+    lineage.require_checks_passed(context.instance, "tryon_pairs", (PAIRS_CHECK,))
+    unknown = [name for name in config.methods if name not in baselines.METHODS]
+    if unknown:
+        raise lineage.input_failure(f"unknown try-on methods {unknown}; registered: {sorted(baselines.METHODS)}")
+    stored = str(pairs.require("dataset_root"))
+    root = Path(stored) if Path(stored).is_absolute() else data_root.path / stored
+    reader = layout.Layout(root, "test", int(pairs.require("height")), int(pairs.require("width")))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    device = compute.torch_device()
+    space, distance = report.feature_models(_detector_checkpoint(context, config, data_root), device)
+    folder = run_folder(data_root, "tryon_report", context.run_id)
+    summary = report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
+                                                                config.kid_subsets), folder, space, distance)
+    stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
+    return dg.MaterializeResult(
+        metadata=_report_metadata(summary, folder, data_root, pairs),
+        data_version=dg.DataVersion(combine([pairs.data_version or "", stable])),
+        check_results=[_order_check(summary)])
+
+
+def _detector_checkpoint(context, config: TryonReportConfig, data_root: DataRoot) -> str | None:
+    if config.features == "untrained":
+        return None
+    if config.features != "detector":
+        raise lineage.input_failure(f"features must be 'detector' or 'untrained', got {config.features!r}")
+    best = lineage.latest(context.instance, "best_detector")
+    if best is None:
+        raise lineage.input_failure("tryon_report scores features in the trained detector's space: materialize "
+                                    "best_detector first, or set features: untrained")
+    return str(best.path(data_root.path, "checkpoint"))
+
+
+def _report_metadata(summary: dict, folder: Path, data_root: DataRoot, pairs: lineage.Recorded) -> dict:
+    from fashion_pipeline.tryon import report
+
+    metadata = {"setting": summary["setting"], "pairs": summary["pairs"], "seconds": summary["seconds"],
+                "folder": dg.MetadataValue.path(lineage.relative(folder, data_root.path)),
+                "manifest": dg.MetadataValue.path(lineage.relative(folder / "manifest.parquet", data_root.path)),
+                "tryon_pairs_version": pairs.data_version or "",
+                "table": dg.MetadataValue.md(report.table(summary["methods"])),
+                "feature_space": summary["feature_space"], "feature_distance": summary["feature_distance"],
+                "grid": dg.MetadataValue.md(render.inline_image_markdown(Image.open(folder / "grid.png"),
+                                                                         alt="person | garment | methods | truth"))}
+    for name, entry in summary["methods"].items():
+        metadata[f"{name}_ssim"] = round(entry["ssim"]["mean"], 4)
+        metadata[f"{name}_kid"] = round(entry["kid"], 5)
+    return metadata
+
+
+def _order_check(summary: dict) -> dg.AssetCheckResult:
+    methods = summary["methods"]
+    needed = ("oracle_paste", "warped_paste", "unchanged")
+    if not all(name in methods for name in needed):
+        return dg.AssetCheckResult(check_name=ORDER_CHECK, passed=True,
+                                   metadata={"note": "not all three baselines ran (e.g. no oracle on a real set)"})
+    ssim = {name: methods[name]["ssim"]["mean"] for name in needed}
+    return dg.AssetCheckResult(check_name=ORDER_CHECK, passed=bool(ssim["oracle_paste"] > ssim["warped_paste"] > ssim["unchanged"]),
+                               metadata={f"{name}_ssim": round(value, 4) for name, value in ssim.items()})
+
+
+defs = dg.Definitions(assets=[tryon_pairs, tryon_report])
+
+
+def resources() -> dict:
+    """No stage-specific resources: the stage uses ``data_root`` and ``compute`` only."""
+    return {}
+
+
+# `make demo`: 400 train and 200 test persons at 128x96 (measured in the README); the report scores every test pair.
+DEMO_RUN_CONFIG = {
+    "ops": {
+        "tryon_pairs": {"config": {"height": 128, "train": 400, "test": 200}},
+        "tryon_report": {"config": {"max_pairs": 0}},
+    }
+}
