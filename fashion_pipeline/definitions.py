@@ -20,9 +20,11 @@ from fashion_pipeline.detector import assets as detector_assets
 from fashion_pipeline.gan import assets as gan_assets
 from fashion_pipeline.garments import assets as garment_assets
 from fashion_pipeline.pinterest import assets as pinterest_assets
+from fashion_pipeline.tryon import assets as tryon_assets
 
 # Pipeline order.
-STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets, garment_assets]
+STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets, garment_assets,
+          tryon_assets]
 
 
 def _stage_modules():
