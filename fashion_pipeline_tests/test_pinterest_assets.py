@@ -99,7 +99,8 @@ def test_partitions_schedule_and_job_are_defined():
     keys = BRAND_PARTITIONS.get_partition_keys()
     assert len(keys) == 20 and {"chloe", "hermes", "yves-saint-laurent"} <= set(keys)
     assert pinterest_rescrape_schedule.cron_schedule == "0 3 * * 1"
-    assert pinterest_rescrape_schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # as the README says
+    # As the README says: on for the embedded site (this process's default mode), off for pinterest.com.
+    assert pinterest_rescrape_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = STAGE_DEFS.get_job_def("pinterest_scrape_job")
     assert job.partitions_def.get_partition_keys() == keys
     assert "pinterest_images" in DEMO_RUN_CONFIG["ops"]
@@ -127,3 +128,12 @@ def test_live_mode_without_credentials_refuses_login_always():
     scraper = PinterestScraper(mode="live", login="always", email_env_var="NO_SUCH_VAR_1", password_env_var="NO_SUCH_VAR_2")
     with pytest.raises(RuntimeError, match="NO_SUCH_VAR_1"):
         scraper._credentials()
+
+
+def test_the_rescrape_schedule_is_off_in_live_mode():
+    # Nobody scrapes pinterest.com on a timer by accident: live mode loads the schedule STOPPED.
+    code = ("import fashion_pipeline.pinterest.assets as a; print(a.pinterest_rescrape_schedule.default_status.value)")
+    for mode, expected in (("live", "STOPPED"), ("embedded", "RUNNING")):
+        env = {**os.environ, "FASHION_PIPELINE_PINTEREST_MODE": mode}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected, (mode, out.stdout)

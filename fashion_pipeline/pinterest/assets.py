@@ -334,8 +334,10 @@ pinterest_scrape_job = dg.define_asset_job(
     name="pinterest_weekly_rescrape",
     job=pinterest_scrape_job,
     cron_schedule=os.environ.get(SCRAPE_CRON_ENV_VAR, DEFAULT_SCRAPE_CRON),
-    # Off until a user turns it on: scraping a real site on a timer is a decision, not a default.
-    default_status=dg.DefaultScheduleStatus.STOPPED,
+    # Embedded mode (the default) scrapes the local demo site: on, so the daemon re-scrapes and automation
+    # follows. Live mode scrapes pinterest.com: off until a user turns it on, a decision and not a default.
+    default_status=(dg.DefaultScheduleStatus.RUNNING if os.environ.get(MODE_ENV_VAR, "embedded") == "embedded"
+                    else dg.DefaultScheduleStatus.STOPPED),
     description=f"Re-scrape every brand of the brands file, one run per brand; cron from ${SCRAPE_CRON_ENV_VAR} "
                 f"(default '{DEFAULT_SCRAPE_CRON}'). The cheap assets downstream follow by automation.",
 )
