@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fashion_pipeline.deepfashion.layout import CATEGORY_TYPE_NAMES
+from fashion_pipeline.common.images import open_upright
 
 BOX_COLOURS = {1: (230, 30, 30), 2: (30, 80, 240), 3: (20, 170, 40)}
 
@@ -27,8 +28,7 @@ def boxed_samples(coco_path: Path | str, count: int = 12, seed: int = 0) -> list
 
 
 def _draw(path: Path, annotations: list[dict]) -> Image.Image:
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
+    image = open_upright(path).convert("RGB")  # the frame the COCO sizes were read in
     draw = ImageDraw.Draw(image)
     for annotation in annotations:
         x, y, w, h = annotation["bbox"]

@@ -17,8 +17,8 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
-from PIL import Image
 
+from fashion_pipeline.common.images import open_upright
 from fashion_pipeline.detector.model import CLASS_NAMES
 
 
@@ -108,8 +108,7 @@ class CocoDetectionDataset(Dataset):
     def read_image(self, index: int) -> torch.Tensor:
         path = self.image_root / self.images[index]["file_name"]
         try:
-            with Image.open(path) as opened:
-                array = np.array(opened.convert("RGB"))
+            array = np.array(open_upright(path).convert("RGB"))  # the frame image_headers sized it in
         except OSError as error:
             raise OSError(f"{path} (image id {self.images[index]['id']} in {self.json_path}): cannot read: {error}") from error
         return torch.from_numpy(array).permute(2, 0, 1)

@@ -22,9 +22,9 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fashion_pipeline.common import atomic
+from fashion_pipeline.common.images import open_upright
 
 FULL_BODY_LABEL = 3
 
@@ -79,8 +79,7 @@ def fullbody_scores(detections: pd.DataFrame) -> np.ndarray:
 def _crop_one(data_root: Path, out_dir: Path, row: dict) -> dict:
     source = data_root / row["file_path"]
     try:
-        with Image.open(source) as opened:
-            image = opened.convert("RGB")
+        image = open_upright(source).convert("RGB")  # the frame the detector's boxes are in
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read image {source} (image_id {row['image_id']}): {error}") from error
     box = (row["box_x1"], row["box_y1"], row["box_x2"], row["box_y2"])

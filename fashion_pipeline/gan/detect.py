@@ -24,6 +24,7 @@ from PIL import Image
 
 from fashion_pipeline.common import atomic
 from fashion_pipeline.common.device import pick_device
+from fashion_pipeline.common.images import open_upright
 
 LABEL_NAMES = {1: "upper", 2: "lower", 3: "full"}
 
@@ -65,8 +66,7 @@ def tune_for_inference(model, min_size: Optional[int] = None, max_proposals: Opt
 
 def _decode(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
+        return open_upright(path).convert("RGB")  # EXIF orientation applied, as every stage decodes
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
 

@@ -26,6 +26,7 @@ import pandas as pd
 from PIL import Image
 
 from fashion_pipeline.common import atomic
+from fashion_pipeline.common.images import open_upright
 
 VARIANTS = ("cropped", "original", "subset")
 IMAGE_SIZE = 64
@@ -40,10 +41,8 @@ def array_name(variant: str, size: int = IMAGE_SIZE) -> str:
 def load_square(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array: shorter side to ``size``, centre crop."""
     try:
-        with Image.open(path) as opened:
-            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale: far faster, and still >= 2x the target.
-            opened.draft("RGB", (size * 2, size * 2))
-            image = opened.convert("RGB")
+        # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale: far faster, and still >= 2x the target.
+        image = open_upright(path, draft=("RGB", (size * 2, size * 2))).convert("RGB")
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
     return square_array(image, size)
