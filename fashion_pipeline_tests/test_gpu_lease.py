@@ -190,3 +190,109 @@ def test_cpu_device_takes_no_lease(gpus):
     gpus(2)
     assert ComputeDevice(device="cpu").lease(2).is_cpu
     assert gpu_lease.held_indices() == []
+
+
+# --- the lease lives as long as the process on the GPU -------------------------------------------------------
+
+TRAINER = """
+import os, sys, time
+from pathlib import Path
+rendezvous = Path(sys.argv[1])
+(rendezvous / "trainer.part").write_text(f"{os.getpid()} {os.environ.get('CUDA_VISIBLE_DEVICES', '')}")
+os.replace(rendezvous / "trainer.part", rendezvous / "trainer")
+time.sleep(600)  # "training"
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has exited: its descriptors, and so its locks, are gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _step_launching_a_trainer(rendezvous: str) -> None:
+    """A gpu-pool step that launches its trainer through Pipes (``run_trainer``), as fashion_detector and dcgan do."""
+    import sys
+
+    import dagster as dg
+
+    from fashion_pipeline.common.pipes import run_trainer
+    from fashion_pipeline.common.resources import ComputeDevice
+
+    @dg.asset(pool="gpu")
+    def train(context: dg.AssetExecutionContext, compute: ComputeDevice,
+              pipes_subprocess_client: dg.PipesSubprocessClient):
+        env = compute.training_env(1)
+        return run_trainer(context, pipes_subprocess_client, [sys.executable, "-c", TRAINER, rendezvous], env,
+                           lease=compute.lease(1))
+
+    dg.materialize([train], resources={"compute": ComputeDevice(), "pipes_subprocess_client": dg.PipesSubprocessClient()})
+
+
+def _wait_for(path: Path, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_a_killed_step_frees_its_gpu_only_when_its_trainer_is_gone(gpus, tmp_path):
+    gpus(1)
+    step = SPAWN.Process(target=_step_launching_a_trainer, args=(str(tmp_path),))
+    step.start()
+    pid, visible = _wait_for(tmp_path / "trainer").split()
+    trainer = int(pid)
+    try:
+        assert visible == "0" and gpu_lease.held_indices() == [0]
+        os.kill(step.pid, signal.SIGKILL)  # the step dies; its trainer must not go on alone on GPU 0
+        step.join(10)
+        deadline = time.monotonic() + 15
+        second = None
+        while second is None and time.monotonic() < deadline:
+            try:
+                second = gpu_lease.acquire(1, timeout_s=0)  # a second run asking for the only GPU
+            except gpu_lease.GpuLeaseError:
+                time.sleep(0.02)
+                continue
+            # granted: the first trainer must be gone by now, never still running on the GPU
+            assert not _alive(trainer), "a second run got GPU 0 while the killed step's trainer still ran on it"
+        assert second is not None, "the GPU was never freed: the trainer outlived its step"
+        assert second.indices == (0,)
+        second.release()
+    finally:
+        if _alive(trainer):
+            os.kill(trainer, signal.SIGKILL)
+
+
+def _hold_and_launch(rendezvous: str) -> None:
+    """A step that holds the lease and launches a child that shares it (``pass_fds``), without the death signal."""
+    import subprocess
+    import sys
+
+    lease = gpu_lease.acquire(1)
+    subprocess.Popen([sys.executable, "-c", TRAINER, rendezvous], pass_fds=tuple(lease.fds))
+    time.sleep(600)
+
+
+def test_the_trainer_holds_the_lease_as_long_as_it_runs(gpus, tmp_path):
+    gpus(1)
+    step = SPAWN.Process(target=_hold_and_launch, args=(str(tmp_path),))
+    step.start()
+    trainer = int(_wait_for(tmp_path / "trainer").split()[0])
+    try:
+        os.kill(step.pid, signal.SIGKILL)
+        step.join(10)
+        time.sleep(0.3)
+        assert _alive(trainer) and gpu_lease.held_indices() == [0]  # the step is gone; the trainer still holds GPU 0
+        with pytest.raises(gpu_lease.GpuLeaseError):
+            gpu_lease.acquire(1, timeout_s=0)
+    finally:
+        os.kill(trainer, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while gpu_lease.held_indices() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gpu_lease.held_indices() == []
