@@ -9,7 +9,9 @@ import pytest
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.deepfashion import assets
 from fashion_pipeline.deepfashion.resources import EmbeddedDeepFashionSample, LocalDeepFashion, source_from_env
+from fashion_pipeline.deepfashion.layout import LayoutError
 from fashion_pipeline_tests.test_deepfashion_convert import BAD, make_root
+from fashion_pipeline_tests.test_deepfashion_layouts import fine_root
 
 
 def materialize(tmp_path, source, config: dict):
@@ -37,10 +39,12 @@ def test_materializes_the_embedded_sample_with_metadata(tmp_path):
     assert metadata["images_skipped"].value == 0 and metadata["skipped_missing_image_file"].value == 0
     assert metadata["preview"].value.startswith("![train images with boxes](data:image/")
     assert metadata["train_path"].value == "deepfashion_coco/train.json"
-    assert (data / "deepfashion_sample" / "Anno" / "list_bbox.txt").is_file()
+    assert (data / "deepfashion_sample" / "Anno_coarse" / "list_bbox.txt").is_file()
+    assert metadata["layout"].value == "Anno_coarse/ + Eval/ + Img/img/ (today's download)"
+    assert metadata["annotation_set"].value == "coarse" and metadata["image_dir"].value == "Img/img"
     train = json.loads((data / "deepfashion_coco" / "train.json").read_text())
     # the sample lies under the same data root: stored relative to deepfashion_coco/, so the root can move
-    assert train["info"]["image_root"] == "../deepfashion_sample"
+    assert train["info"]["image_root"] == "../deepfashion_sample/Img"
     [check] = result.get_asset_check_evaluations()
     assert check.passed
 
@@ -68,8 +72,22 @@ def test_fail_policy_fails_the_run(tmp_path):
 
 
 def test_real_root_without_list_files_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="DEEPFASHION_ROOT"):
+    (tmp_path / "Downloads").mkdir()
+    with pytest.raises(LayoutError, match=r"matches no published layout\. Found: Downloads/; expected one of: "
+                                          r"Anno_coarse/ .*DEEPFASHION_ROOT"):
         LocalDeepFashion(root=str(tmp_path)).prepare(tmp_path, None)
+
+
+def test_annotation_set_is_chosen_by_config_and_reported(tmp_path):
+    root = make_root(tmp_path)
+    fine_root(root)
+    result = materialize(tmp_path, LocalDeepFashion(root=str(root)), {"annotations": "fine", "preview_images": 0})
+    metadata = result.asset_materializations_for_node("deepfashion_coco")[0].metadata
+    assert metadata["annotation_set"].value == "fine" and metadata["annotation_dir"].value == "Anno_fine"
+    assert metadata["layout"].value.startswith("Anno_fine/ + Img/img/")
+    assert metadata["images_total"].value == 2  # the fine subset, not the coarse set's 4
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
 
 
 def test_source_is_chosen_by_environment(monkeypatch, tmp_path):

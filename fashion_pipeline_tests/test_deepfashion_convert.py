@@ -13,6 +13,7 @@ from PIL import Image
 from fashion_pipeline.deepfashion import layout
 from fashion_pipeline.deepfashion.convert import ConversionError, ConvertOptions, convert, main
 from fashion_pipeline.deepfashion.image_headers import header_size, header_sizes
+from fashion_pipeline.deepfashion.layout import LayoutError
 from fashion_pipeline.deepfashion.listfiles import ListFileError
 
 # name, category_label, (x1, y1, x2, y2), status, image size (None = no file on disk)
@@ -36,24 +37,36 @@ def _list_text(header: str, rows: list[str], count: int | None = None) -> str:
     return f"{len(rows) if count is None else count}\n{header}\n" + "".join(r + "\n" for r in rows)
 
 
-def make_root(tmp_path: Path, entries=GOOD, **override_text) -> Path:
-    """A DeepFashion root holding ``entries``; ``override_text`` replaces a list file's text (keys: cloth, img, bbox, eval)."""
+# The list files' paths in today's download (make_root's default layout).
+CLOTH, IMG, BBOX = (f"Anno_coarse/{name}" for name in (layout.CATEGORY_CLOTH_FILE, layout.CATEGORY_IMG_FILE, layout.BBOX_FILE))
+
+
+def image_path(root: Path, name: str, images: str = "Img/img") -> Path:
+    """Where the file of list-file name ``img/<Folder>/x.jpg`` lies in each image layout."""
+    return {"Img/img": root / "Img" / name, "img": root / name, "Img": root / "Img" / name[len("img/"):]}[images]
+
+
+def make_root(tmp_path: Path, entries=GOOD, anno: str = "Anno_coarse", images: str = "Img/img", **override_text) -> Path:
+    """A DeepFashion root holding ``entries`` in the layout ``anno`` (list files) + ``images`` (Img/img, img or Img);
+    ``override_text`` replaces a list file's text (keys: cloth, img, bbox, eval)."""
     root = tmp_path / "deepfashion"
     texts = {
-        "cloth": _list_text("category_name  category_type", [f"{n.ljust(29)}{t}" for n, t in layout.CATEGORIES]),
+        "cloth": _list_text("category_name  category_type", [f"{n.ljust(15)}{t}" for n, t in layout.CATEGORIES]),
         "img": _list_text("image_name  category_label", _rows(entries, "label")),
         "bbox": _list_text("image_name  x_1  y_1  x_2  y_2", _rows(entries, "box")),
         "eval": _list_text("image_name  evaluation_status", _rows(entries, "status")),
     }
     texts.update(override_text)
-    files = {"cloth": layout.CATEGORY_CLOTH, "img": layout.CATEGORY_IMG, "bbox": layout.BBOX, "eval": layout.EVAL_PARTITION}
+    files = {"cloth": f"{anno}/{layout.CATEGORY_CLOTH_FILE}", "img": f"{anno}/{layout.CATEGORY_IMG_FILE}",
+             "bbox": f"{anno}/{layout.BBOX_FILE}", "eval": layout.EVAL_PARTITION}
     for key, relative in files.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(texts[key])
     for name, _, _, _, size in entries:
         if size is not None:
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", size, (120, 60, 30)).save(root / name, quality=80)
+            path = image_path(root, name, images)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", size, (120, 60, 30)).save(path, quality=80)
     return root
 
 
@@ -67,9 +80,11 @@ def test_converts_the_official_partition_to_coco(tmp_path):
     result = convert(root, out)
     train = load(out, "train")
     assert [c["name"] for c in train["categories"]] == ["upper", "lower", "full"]
-    # both under tmp_path, as the sample and deepfashion_coco under one data root: stored relative to the JSON
-    assert train["info"]["image_root"] == os.path.relpath(root.resolve(), out.resolve())
-    assert (out / train["info"]["image_root"]).resolve() == root.resolve()
+    # both under tmp_path, as the sample and deepfashion_coco under one data root: stored relative to the JSON;
+    # the list files' names resolve against Img/, as in the download
+    assert train["info"]["image_root"] == os.path.relpath((root / "Img").resolve(), out.resolve())
+    assert (out / train["info"]["image_root"]).resolve() == (root / "Img").resolve()
+    assert train["info"]["annotation_set"] == "coarse" and "Anno_coarse/" in train["info"]["layout"]
     by_name = {image["file_name"]: image for image in train["images"]}
     blouse = by_name["img/Sheer_Pleated-Front_Blouse/img_00000001.jpg"]
     assert (blouse["width"], blouse["height"]) == (200, 300)
@@ -182,8 +197,8 @@ def test_duplicate_image_is_an_error(tmp_path):
 
 
 def test_category_type_outside_1_to_3_is_an_error(tmp_path):
-    rows = [f"{n.ljust(29)}{t}" for n, t in layout.CATEGORIES]
-    rows[4] = "Button-Down                  4"
+    rows = [f"{n.ljust(15)}{t}" for n, t in layout.CATEGORIES]
+    rows[4] = "Button-Down    4"
     root = make_root(tmp_path, cloth=_list_text("category_name  category_type", rows))
     with pytest.raises(ListFileError, match=r"list_category_cloth\.txt:7: category_type must be 1, 2 or 3"):
         convert(root, tmp_path / "coco")
@@ -191,8 +206,9 @@ def test_category_type_outside_1_to_3_is_an_error(tmp_path):
 
 def test_missing_list_file_is_an_error(tmp_path):
     root = make_root(tmp_path)
-    (root / layout.BBOX).unlink()
-    with pytest.raises(ListFileError, match=r"list_bbox\.txt:0: file not found"):
+    (root / BBOX).unlink()
+    with pytest.raises(LayoutError, match=r"Anno_coarse/ holds list_category_cloth.txt, list_category_img.txt but lacks "
+                                          r"list_bbox.txt"):
         convert(root, tmp_path / "coco")
 
 
@@ -213,9 +229,9 @@ def test_bad_images_are_skipped_and_counted_by_reason(tmp_path):
                                   "empty bbox": 1}
     assert summary["images_kept"] == 4 and summary["images_skipped"] == 4
     assert summary["skipped_examples"]["bbox outside image"] == [
-        "Anno/list_bbox.txt:7: img/Boxy_Zippered_Jacket/img_00000001.jpg"]
+        "Anno_coarse/list_bbox.txt:7: img/Boxy_Zippered_Jacket/img_00000001.jpg"]
     assert summary["skipped_examples"]["unknown category label"] == [
-        "Anno/list_category_img.txt:9: img/Boxy_Zippered_Jacket/img_00000003.jpg"]
+        "Anno_coarse/list_category_img.txt:9: img/Boxy_Zippered_Jacket/img_00000003.jpg"]
     kept = {i["file_name"] for s in layout.SPLITS for i in load(tmp_path / "coco", s)["images"]}
     assert kept == {name for name, *_ in GOOD}
 
@@ -227,22 +243,29 @@ def test_fail_policy_reports_every_reason(tmp_path):
     message = str(raised.value)
     for reason in ("bbox outside image", "missing image file", "unknown category label", "empty bbox"):
         assert reason in message
-    assert "Anno/list_bbox.txt:7" in message
+    assert "Anno_coarse/list_bbox.txt:7" in message
     assert not (tmp_path / "coco" / "summary.json").exists()
 
 
 def test_images_missing_from_one_list_are_skipped(tmp_path):
     root = make_root(tmp_path)
-    box_rows = _rows(GOOD, "box")[:3]  # the dress has no box
-    extra = ("img/Only_In_Partition_Tee/img_00000001.jpg", 18, (1, 1, 2, 2), "train", None)
-    eval_rows = _rows(GOOD + [extra], "status")
-    make_root(tmp_path, bbox=_list_text("image_name  x_1  y_1  x_2  y_2", box_rows),
-              eval=_list_text("image_name  evaluation_status", eval_rows))
+    extra = ("img/Only_In_Bbox_Tee/img_00000001.jpg", 18, (1, 1, 2, 2), "train", None)
+    box_rows = _rows(GOOD[:3] + [extra], "box")  # the dress has no box; the tee only a box
+    make_root(tmp_path, bbox=_list_text("image_name  x_1  y_1  x_2  y_2", box_rows))
     summary = convert(root, tmp_path / "coco").summary
     assert summary["skipped"] == {"no bbox": 1, "no category label": 1}
     assert summary["skipped_examples"]["no category label"] == [
-        "Eval/list_eval_partition.txt:7: img/Only_In_Partition_Tee/img_00000001.jpg"]
+        "Anno_coarse/list_bbox.txt:6: img/Only_In_Bbox_Tee/img_00000001.jpg"]
+    assert summary["skipped_examples"]["no bbox"] == ["Anno_coarse/list_category_img.txt:6: img/Floral_Slit_Dress/img_00000001.jpg"]
     assert summary["images_kept"] == 3
+
+
+def test_partition_naming_an_image_the_list_file_lacks_is_an_error(tmp_path):
+    extra = ("img/Only_In_Partition_Tee/img_00000001.jpg", 18, (1, 1, 2, 2), "train", None)
+    root = make_root(tmp_path, eval=_list_text("image_name  evaluation_status", _rows(GOOD[:2] + [extra] + GOOD[2:], "status")))
+    with pytest.raises(ListFileError, match=r"Eval/list_eval_partition\.txt:5: img/Only_In_Partition_Tee/img_00000001\.jpg "
+                                            r"is not in Anno_coarse/list_category_img\.txt \(1 such image"):
+        convert(root, tmp_path / "coco")
 
 
 def test_options_are_validated():
@@ -250,6 +273,8 @@ def test_options_are_validated():
         ConvertOptions(split="kfold")
     with pytest.raises(ValueError, match="on_bad"):
         ConvertOptions(on_bad="ignore")
+    with pytest.raises(ValueError, match="annotations"):
+        ConvertOptions(annotations="medium")
 
 
 # ----------------------------------------------------------------------------- header sizes and CLI
@@ -274,6 +299,6 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     root = make_root(tmp_path)
     assert main(["--root", str(root), "--out", str(tmp_path / "coco"), "--split", "random", "--seed", "1"]) == 0
     assert "train:" in capsys.readouterr().out
-    (root / layout.CATEGORY_IMG).write_text("3\nimage_name  category_label\n")
+    (root / IMG).write_text("3\nimage_name  category_label\n")
     assert main(["--root", str(root), "--out", str(tmp_path / "coco2")]) == 2
     assert "list_category_img.txt:1: count line says 3 rows but 0 rows follow" in capsys.readouterr().err

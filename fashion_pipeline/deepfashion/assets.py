@@ -23,7 +23,7 @@ from fashion_pipeline.deepfashion.sample import SampleSpec
 
 ASSET_NAME = "deepfashion_coco"
 # Bump when a code change alters the JSON written for the same input: downstream turns stale.
-CODE_VERSION = "2"
+CODE_VERSION = "3"  # 3: any published layout; info.layout/annotation_set; image_root = the Img/ folder
 
 
 class DeepFashionCocoConfig(dg.Config):
@@ -34,6 +34,10 @@ class DeepFashionCocoConfig(dg.Config):
     seed: int = Field(0, description="seed of the random split and of the embedded sample")
     on_bad: str = Field("skip", description="'skip': leave out images with bad boxes/labels/files and count them; "
                                             "'fail': stop on the first such image")
+    annotations: str = Field("auto", description="which list files when the root holds both: 'coarse' (Anno_coarse/ "
+                                                 "or Anno/: 289,222 images, Eval/ partition) or 'fine' (Anno_fine/: "
+                                                 "the fine-grained subset and its own train/val/test files); "
+                                                 "'auto' = coarse when present, else fine")
     sample_images: int = Field(900, description="images in the embedded sample (~72% train, 14% val, 14% test)")
     preview_images: int = Field(12, description="train images drawn with their boxes in the metadata")
 
@@ -52,7 +56,9 @@ def deepfashion_coco(
     root = deepfashion.prepare(data_root.path, SampleSpec(images=config.sample_images, seed=config.seed))
     context.log.info(f"converting {deepfashion.kind} at {root}")
     result = convert(root, data_root.asset_dir(ASSET_NAME), ConvertOptions(split=config.split, seed=config.seed,
-                                                                            on_bad=config.on_bad))
+                                                                            on_bad=config.on_bad,
+                                                                            annotations=config.annotations))
+    context.log.info(f"layout: {result.summary['layout']['description']}")
     if result.summary["images_skipped"]:
         context.log.warning(f"skipped {result.summary['images_skipped']} images: {result.summary['skipped']}")
     metadata = conversion_metadata(result, data_root.path, deepfashion.kind, config.preview_images, config.seed)
@@ -71,6 +77,12 @@ def conversion_metadata(result: ConversionResult, data_root: Path, source_kind: 
     summary = result.summary
     metadata: dict = {
         "source": source_kind,
+        # which published layout and which annotation set were read
+        "layout": dg.MetadataValue.text(summary["layout"]["description"]),
+        "annotation_set": dg.MetadataValue.text(summary["layout"]["annotation_set"]),
+        "annotation_dir": dg.MetadataValue.text(summary["layout"]["annotation_dir"]),
+        "image_dir": dg.MetadataValue.text(summary["layout"]["image_dir"]),
+        "images_listed": int(summary["images_listed"]),
         # relative to the deepfashion_coco folder for the embedded sample; absolute for an external DEEPFASHION_ROOT
         "image_root": dg.MetadataValue.text(summary["image_root"]),
         "split_mode": summary["split_mode"],

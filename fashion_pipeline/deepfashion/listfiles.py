@@ -1,5 +1,7 @@
 """Parse DeepFashion's list files: a count line, a column-name line, then space-aligned rows.
 
+(``read_plain_file`` reads the fine set's per-split files, which have neither line: one row a line.)
+
 Parsing is vectorised (pandas' C tokenizer); only when something is wrong do we go back to the
 text to find the offending line, so errors always name ``file:line``. Structural problems are
 errors (``ListFileError``), never skips:
@@ -40,6 +42,13 @@ def read_list_file(path: Path, columns: tuple[str, ...], integer_columns: tuple[
     if count != len(frame):
         raise ListFileError(path, 1, f"count line says {count} rows but {len(frame)} rows follow")
     return frame
+
+
+def read_plain_file(path: Path, columns: tuple[str, ...], integer_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A file of rows only (``Anno_fine/train_bbox.txt``...): ``columns`` plus ``line`` (1-based)."""
+    if not path.is_file():
+        raise ListFileError(path, 0, "file not found")
+    return _parse_body(path, path.read_bytes().rstrip(), columns, integer_columns, 1)
 
 
 def _split_head(path: Path, raw: bytes) -> tuple[int, str, bytes, int]:

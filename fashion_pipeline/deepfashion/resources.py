@@ -20,7 +20,7 @@ SAMPLE_FOLDER = "deepfashion_sample"
 
 
 class DeepFashionSource(dg.ConfigurableResource, ABC):
-    """A DeepFashion "Category and Attribute Prediction" root in its published layout."""
+    """A DeepFashion "Category and Attribute Prediction" root in one of its published layouts."""
 
     @abstractmethod
     def prepare(self, data_root: Path, sample: SampleSpec) -> Path:
@@ -33,7 +33,8 @@ class DeepFashionSource(dg.ConfigurableResource, ABC):
 
 
 class LocalDeepFashion(DeepFashionSource):
-    """The real benchmark, unpacked at ``root`` (``Anno/``, ``Eval/``, ``img/``)."""
+    """The real benchmark as unpacked at ``root`` (``Anno_coarse/`` or ``Anno/`` or ``Anno_fine/``, ``Eval/``,
+    ``Img/img/``; see ``layout``)."""
 
     root: str
 
@@ -42,12 +43,13 @@ class LocalDeepFashion(DeepFashionSource):
         return "DeepFashion root"
 
     def prepare(self, data_root: Path, sample: SampleSpec) -> Path:
+        """The root, once its layout is recognised (fails early, before any work, when it is not)."""
         root = Path(self.root).expanduser().resolve()
-        missing = [name for name in (layout.CATEGORY_CLOTH, layout.CATEGORY_IMG, layout.BBOX, layout.EVAL_PARTITION)
-                   if not (root / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"DeepFashion root {root} lacks {', '.join(missing)} "
-                                    f"(set {ROOT_ENV_VAR} to the folder holding Anno/, Eval/ and img/)")
+        try:
+            layout.detect_layout(root)
+        except layout.LayoutError as error:
+            raise layout.LayoutError(f"{error} (set {ROOT_ENV_VAR} to the unpacked \"Category and Attribute "
+                                     f"Prediction\" folder)") from error
         return root
 
 

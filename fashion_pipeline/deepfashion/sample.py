@@ -1,16 +1,19 @@
-"""A synthetic DeepFashion sample in the published "Category and Attribute Prediction" layout.
+"""A synthetic DeepFashion sample in the layout of today's "Category and Attribute Prediction" download.
 
 The embedded default data of the pipeline: with no DeepFashion root configured, ``deepfashion_coco``
-converts this sample instead. Deterministic from a seed. What it holds:
+converts this sample instead, through the same layout detection as a real download. Deterministic
+from a seed. What it holds (the download's layout: ``Anno_coarse/``, ``Eval/``, ``Img/img/``):
 
-- ``Anno/list_category_cloth.txt``: all 50 real category names with their real ``category_type``;
-- ``img/<Folder>/img_00000001.jpg``...: item folders named like DeepFashion's
+- ``Anno_coarse/list_category_cloth.txt``: all 50 real category names with their real ``category_type``,
+  names padded to 15 columns as in the real file;
+- ``Img/img/<Folder>/img_00000001.jpg``...: item folders named like DeepFashion's
   (``<Style>_<Detail>_<Category>``), a few pictures per item, each a procedurally drawn figure
   (``fashion_pipeline.synthetic.figures``) wearing one garment of the folder's category type;
   upper = waist-up shot, lower = waist-down shot, full = whole figure; varied sizes (about
   200-300 px a side, like DeepFashion's), textures, colours, scales, positions and backgrounds;
-- ``Anno/list_category_img.txt``, ``Anno/list_bbox.txt`` (the true, tight boxes, zero-padded) and
-  ``Eval/list_eval_partition.txt`` (train/val/test in DeepFashion's 72/14/14 proportions);
+- ``Anno_coarse/list_category_img.txt``, ``Anno_coarse/list_bbox.txt`` (the true, tight boxes,
+  zero-padded) and ``Eval/list_eval_partition.txt`` (train/val/test in DeepFashion's 72/14/14
+  proportions); image names are ``img/<Folder>/...``, relative to ``Img/``, as in the download;
 - ``sample.json``: the parameters it was made with, so an unchanged sample is reused.
 
 The sample is built in a staging folder next to the target and renamed into place, so a killed
@@ -34,7 +37,7 @@ from fashion_pipeline.common.atomic import write_text
 from fashion_pipeline.deepfashion import layout
 from fashion_pipeline.synthetic.figures import render_garment_photo
 
-GENERATOR_VERSION = 2  # bump when the drawing changes, so old samples are regenerated
+GENERATOR_VERSION = 3  # bump when the drawing or the layout changes, so old samples are regenerated (3: Anno_coarse/, Img/img/)
 MANIFEST = "sample.json"
 # DeepFashion's pictures are at most 300 px on the long side; a few of its common shapes.
 IMAGE_SIZES = ((300, 300), (200, 300), (205, 300), (240, 300), (300, 250), (300, 225), (260, 300))
@@ -58,7 +61,9 @@ CATEGORY_STYLES = {
     **dict.fromkeys(("Cape", "Coat", "Kimono", "Robe"), "coat"),
 }
 NAME_COLUMN_WIDTH = 71  # DeepFashion pads image names to this width
-CATEGORY_COLUMN_WIDTH = 29
+CATEGORY_COLUMN_WIDTH = 15  # and category names to this one ("Anorak         1")
+ANNOTATION_DIR = layout.CURRENT_ANNOTATION_DIR
+IMAGE_ROOT = layout.CURRENT_IMAGE_ROOT
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class SampleSpec:
 
 @dataclass(frozen=True)
 class SampleImage:
-    name: str  # img/<Folder>/img_XXXXXXXX.jpg
+    name: str  # img/<Folder>/img_XXXXXXXX.jpg, relative to Img/
     category_label: int
     category_type: int
     size: tuple[int, int]
@@ -90,7 +95,7 @@ def plan_images(spec: SampleSpec) -> list[SampleImage]:
         folder = _folder_name(rng, layout.CATEGORIES[label - 1][0], used_folders)
         for index in range(1, min(int(rng.integers(1, 7)), spec.images - len(planned)) + 1):
             size = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
-            planned.append(SampleImage(f"{layout.IMAGE_DIR}/{folder}/img_{index:08d}.jpg", label, category_type, size))
+            planned.append(SampleImage(f"{layout.IMAGE_PREFIX}{folder}/img_{index:08d}.jpg", label, category_type, size))
     return planned
 
 
@@ -124,18 +129,19 @@ def write_sample(staging: Path, spec: SampleSpec) -> dict:
         rng = np.random.default_rng([spec.seed, 2, index])  # one stream per picture: stable under reordering
         style = CATEGORY_STYLES[layout.CATEGORIES[item.category_label - 1][0]]
         image, box = render_garment_photo(rng, item.category_type, item.size, style=style)
-        path = staging / item.name
+        path = staging / IMAGE_ROOT / item.name
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path, format="JPEG", quality=90)
         boxes.append(box)
     statuses = assign_partition(spec, len(planned))
     width = max(NAME_COLUMN_WIDTH, max(len(item.name) for item in planned) + 1)
-    files = {
-        layout.CATEGORY_CLOTH: _list_file("category_name  category_type",
-                                          [f"{name.ljust(CATEGORY_COLUMN_WIDTH)}{t}" for name, t in layout.CATEGORIES]),
-        layout.CATEGORY_IMG: _list_file("image_name  category_label",
-                                        [f"{item.name.ljust(width)}{item.category_label}" for item in planned]),
-        layout.BBOX: _list_file("image_name  x_1  y_1  x_2  y_2",
+    anno = f"{ANNOTATION_DIR}/"
+    files = {  # headers as in the real files (list_category_img.txt pads its header too)
+        anno + layout.CATEGORY_CLOTH_FILE: _list_file(
+            "category_name  category_type", [f"{name.ljust(CATEGORY_COLUMN_WIDTH)}{t}" for name, t in layout.CATEGORIES]),
+        anno + layout.CATEGORY_IMG_FILE: _list_file(f"{'image_name'.ljust(width)}category_label",
+                                                    [f"{item.name.ljust(width)}{item.category_label}" for item in planned]),
+        anno + layout.BBOX_FILE: _list_file("image_name  x_1  y_1  x_2  y_2",
                                 [f"{item.name.ljust(width)}{x1:03d} {y1:03d} {x2:03d} {y2:03d}"
                                  for item, (x1, y1, x2, y2) in zip(planned, boxes)]),
         layout.EVAL_PARTITION: _list_file("image_name  evaluation_status",
@@ -175,7 +181,8 @@ def ensure_sample(root: Path | str, spec: SampleSpec = SampleSpec()) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate a synthetic DeepFashion sample in the published layout.")
+    parser = argparse.ArgumentParser(description="Generate a synthetic DeepFashion sample in today's download layout "
+                                                 "(Anno_coarse/, Eval/, Img/img/).")
     parser.add_argument("--root", required=True, help="folder to create (replaced when it holds another sample)")
     parser.add_argument("--images", type=int, default=SampleSpec.images)
     parser.add_argument("--seed", type=int, default=SampleSpec.seed)
