@@ -168,7 +168,7 @@ def fit_tps(source: np.ndarray, target: np.ndarray, smoothing: float = 0.0) -> R
     """The thin-plate spline taking ``source`` points (K x 2) to ``target`` points (K x 2).
 
     scipy's RBF with the thin-plate kernel r^2 log r and a degree-1 polynomial is the classical TPS
-    (``fashion_pipeline_tests/test_tryon_warp.py`` checks it against scikit-image's).
+    (``fashion_pipeline_tests/test_tryon_metrics.py`` checks it against scikit-image and a direct solve).
     """
     return RBFInterpolator(source, target, kernel="thin_plate_spline", degree=1, smoothing=smoothing)
 
