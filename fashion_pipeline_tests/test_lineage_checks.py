@@ -99,3 +99,28 @@ def test_per_partition(instance):
     assert "failed" in lineage.failed_checks(instance, "brands", [CHECK], "b")[CHECK]
     record(instance, "brands", {"n": 2}, partition="a")
     assert "older materialization" in lineage.failed_checks(instance, "brands", [CHECK], "a")[CHECK]
+
+
+def test_scrape_health_compares_with_the_last_scrape_whose_health_check_passed(instance):
+    """A login wall gives 12 pins against 300 (red); next week's 12 are compared with the 300 again, not the 12."""
+    from fashion_pipeline.pinterest.assets import scrape_health
+
+    pins = {"found": 0}
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("scrape_health", asset="board", blocking=True)])
+    def board(context):
+        baseline = lineage.last_passed_check(context.instance, "board", "scrape_health")
+        previous = baseline.get("pins_found") if baseline else None
+        healthy, reason = scrape_health(pins["found"], previous, 0.5)
+        return dg.MaterializeResult(metadata={"pins_found": pins["found"]}, check_results=[dg.AssetCheckResult(
+            check_name="scrape_health", passed=healthy, metadata={"pins_found": pins["found"], "reason": reason})])
+
+    outcomes = []
+    for found in (300, 12, 12, 290):
+        pins["found"] = found
+        result = dg.materialize([board], instance=instance, raise_on_error=False)
+        (evaluation,) = result.get_asset_check_evaluations()
+        outcomes.append((evaluation.passed, evaluation.metadata["reason"].text))
+    assert [passed for passed, _ in outcomes] == [True, False, False, True]
+    assert "of the 300 of its last healthy scrape" in outcomes[2][1]  # the second 12 still against the 300
+    assert lineage.last_passed_check(instance, "board", "scrape_health")["pins_found"] == 290

@@ -91,7 +91,7 @@ def test_a_board_that_yields_nothing_fails_scrape_health_and_keeps_the_rows(tmp_
 def test_scrape_health_rule():
     assert pinterest_assets.scrape_health(0, None, 0.5)[0] is False
     assert pinterest_assets.scrape_health(40, None, 0.5)[0] is True
-    assert pinterest_assets.scrape_health(40, 100, 0.5) == (False, "the board yielded 40 pins, fewer than 50% of the 100 of its previous scrape")
+    assert pinterest_assets.scrape_health(40, 100, 0.5) == (False, "the board yielded 40 pins, fewer than 50% of the 100 of its last healthy scrape")
     assert pinterest_assets.scrape_health(60, 100, 0.5)[0] is True
 
 

@@ -217,3 +217,18 @@ def verified_file(data_root: Path, recorded: Recorded, path_key: str, sha_key: s
         raise input_failure(f"{path} changed after {recorded.label} was materialized in run {recorded.run_id} "
                             f"(its sha256 differs from the recorded one): rematerialize {recorded.label}")
     return path
+
+
+def last_passed_check(instance: dg.DagsterInstance, asset: str, check_name: str,
+                      partition: Optional[str] = None, scan: int = 100) -> Optional[dict]:
+    """The metadata of the latest evaluation of ``check_name`` that passed (of this partition), with ``run_id``;
+    None when none passed among the latest ``scan``. A baseline to compare with: a failed run is never one."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset), check_name)
+    partition_filter = PartitionKeyFilter(key=partition) if partition is not None else None
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=scan, status={AssetCheckExecutionRecordStatus.SUCCEEDED}, partition_filter=partition_filter)
+    for record in history:  # newest first
+        evaluation = record.evaluation
+        if evaluation is not None and evaluation.passed:
+            return {**{k: _value(v) for k, v in (evaluation.metadata or {}).items()}, "run_id": record.run_id}
+    return None

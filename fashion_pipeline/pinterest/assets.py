@@ -180,7 +180,7 @@ class PinterestImagesConfig(dg.Config):
     thumbnails: int = Field(default=16, description="images in the metadata grid")
     min_pins_ratio: float = Field(default=0.5, ge=0.0, le=1.0,
                                   description="scrape_health fails when a board yields fewer pins than this share of "
-                                              "its previous scrape (and always when it yields none)")
+                                              "its last healthy scrape (and always when it yields none)")
 
     def scroll_settings(self, default_pause_s: float) -> ScrollSettings:
         pause = self.scroll_pause_s if self.scroll_pause_s is not None else default_pause_s
@@ -223,13 +223,14 @@ def verify_manifest(store: BrandStore) -> tuple[bool, dict]:
 
 
 def scrape_health(pins_found: int, previous_pins_found: Optional[int], min_ratio: float) -> tuple[bool, str]:
-    """A board that yields nothing, or far fewer pins than last time, points at a broken selector or a login wall."""
+    """A board that yields nothing, or far fewer pins than its last healthy scrape (``previous_pins_found``: the
+    last one whose scrape_health passed), points at a broken selector or a login wall."""
     if pins_found == 0:
         return False, "the board yielded 0 pins (a changed selector, a login wall, or a removed board?)"
     if previous_pins_found and pins_found < min_ratio * previous_pins_found:
         return False, (f"the board yielded {pins_found} pins, fewer than {min_ratio:.0%} of the "
-                       f"{previous_pins_found} of its previous scrape")
-    return True, f"{pins_found} pins" + (f" (previous scrape: {previous_pins_found})" if previous_pins_found else "")
+                       f"{previous_pins_found} of its last healthy scrape")
+    return True, f"{pins_found} pins" + (f" (last healthy scrape: {previous_pins_found})" if previous_pins_found else "")
 
 
 def manifest_version(store: BrandStore) -> dg.DataVersion:
@@ -285,7 +286,8 @@ SCRAPE_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONE
         lineage.partitioned_check("manifest_consistent", ASSET_NAME, BRAND_PARTITIONS,
                                   "unique pin ids; every file exists and matches its sha256"),
         lineage.partitioned_check("scrape_health", ASSET_NAME, BRAND_PARTITIONS,
-                                  "the board yielded pins, and not far fewer than its previous scrape"),
+                                  "the board yielded pins, and not far fewer than its last healthy scrape (the last "
+                                  "whose scrape_health passed)"),
     ],
     description="Runway pins of one brand: scraped with Selenium, originals downloaded, Parquet manifest.",
 )
@@ -294,7 +296,9 @@ def pinterest_images(
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     brand = brand_by_slug(context.partition_key)
-    previous = lineage.latest(context.instance, ASSET_NAME, brand.slug)
+    # The baseline is the last scrape whose health check passed: after a login wall (12 pins against 300),
+    # the next week's 12 are compared with the 300 again, not with the failed 12.
+    healthy_before = lineage.last_passed_check(context.instance, ASSET_NAME, "scrape_health", brand.slug)
     with pinterest.browse(data_root.path, config.embedded_pins_per_board) as session:
         context.log.info(f"{brand.name}: scrolling {session.source_url(brand)} (logged in: {session.logged_in})")
         scrape = session.scrape(brand, config.scroll_settings(pinterest.default_scroll_pause_s()))
@@ -304,7 +308,7 @@ def pinterest_images(
     )
     store = BrandStore(data_root.path, brand.slug)
     consistent, check_metadata = verify_manifest(store)
-    previous_pins = previous.get("pins_found") if previous else None
+    previous_pins = healthy_before.get("pins_found") if healthy_before else None
     healthy, health_reason = scrape_health(len(scrape.pins), previous_pins, config.min_pins_ratio)
     if not healthy:
         context.log.error(f"{brand.name}: scrape_health failed: {health_reason}; the brand's earlier rows are kept")
