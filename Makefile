@@ -36,8 +36,11 @@ test: install
 	$(PY) -m pytest -q
 
 # Dagster's `dg` CLI: the webserver and the daemon (schedules, automation, run retries) on the instance at the repo root.
+# A run launched without config gets the demo's settings here (the instance `make demo` filled);
+# `make dev SETTINGS=thesis` gives it the thesis's (fashion_pipeline/common/settings.py).
+SETTINGS ?= demo
 dev: install
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg dev
+	FASHION_PIPELINE_SETTINGS=$(SETTINGS) VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg dev
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'

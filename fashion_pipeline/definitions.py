@@ -10,9 +10,11 @@ scrape run import this module, and the heavy imports happen inside the assets th
 """
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-from fashion_pipeline.common import deployment
+from fashion_pipeline.common import deployment, settings, staleness
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.dedup import assets as dedup_assets
 from fashion_pipeline.deepfashion import assets as deepfashion_assets
@@ -26,9 +28,38 @@ from fashion_pipeline.tryon import assets as tryon_assets
 STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets, garment_assets,
           tryon_assets]
 
+AUTOMATION_SENSOR_NAME = "fashion_automation"
+# How often the daemon evaluates automation (Dagster's default for these sensors is 30 s); a test lowers it.
+AUTOMATION_INTERVAL_ENV_VAR = "FASHION_PIPELINE_AUTOMATION_INTERVAL_S"
+
 
 def _stage_modules():
     return list(STAGES)
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates every automation condition (assets and checks), RUNNING from the daemon's first start.
+
+    Defining it replaces Dagster's implicit ``default_automation_condition_sensor``, which starts STOPPED.
+    """
+    interval = int(os.environ.get(AUTOMATION_INTERVAL_ENV_VAR, "").strip() or 30)
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR_NAME,
+        target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval,
+        description="Declarative automation: after a scrape, the cheap assets downstream follow (pinterest_dataset, "
+                    "detections, crops, training sets); the training assets never retrain by themselves. Running by "
+                    "default; stop it here to pause automation (runs already launched finish).",
+    )
+
+
+# Every stage's DEMO_RUN_CONFIG merged: `make demo`'s settings, the demo jobs' config, and the
+# defaults when FASHION_PIPELINE_SETTINGS=demo.
+DEMO_RUN_CONFIG = settings.merge_demo_run_config(STAGES)
+_STAGE_DEFS = dg.Definitions.merge(*(module.defs for module in STAGES))
+# The assets as the stages define them: their config defaults are the thesis's settings.
+STAGE_ASSETS = list(_STAGE_DEFS.assets or [])
 
 
 def build_defs() -> dg.Definitions:
@@ -36,9 +67,18 @@ def build_defs() -> dg.Definitions:
     for module in STAGES:
         resources.update(module.resources())
     # Local or Kubernetes is configuration only: FASHION_PIPELINE_DEPLOYMENT picks the executor (docs/deploy.md).
-    gpu_ops = deployment.gpu_pool_ops(asset for module in STAGES for asset in module.defs.assets or [])
-    return dg.Definitions.merge(*(module.defs for module in STAGES),
-                                dg.Definitions(resources=resources, executor=deployment.executor(gpu_ops)))
+    gpu_ops = deployment.gpu_pool_ops(STAGE_ASSETS)
+    return dg.Definitions(
+        # The profile (FASHION_PIPELINE_SETTINGS) sets the defaults a run without config gets.
+        assets=settings.apply_profile(STAGE_ASSETS, DEMO_RUN_CONFIG),
+        asset_checks=[*(_STAGE_DEFS.asset_checks or []), 
+                      *staleness.partitions_in_sync_checks(STAGE_ASSETS, lambda: defs.resolve_asset_graph())],
+        jobs=[*(_STAGE_DEFS.jobs or []), *settings.settings_jobs(STAGE_ASSETS, DEMO_RUN_CONFIG)],
+        schedules=list(_STAGE_DEFS.schedules or []),
+        sensors=[*(_STAGE_DEFS.sensors or []), automation_sensor()],
+        resources=resources,
+        executor=deployment.executor(gpu_ops),
+    )
 
 
 defs = build_defs()
