@@ -120,7 +120,7 @@ def tryon_pairs(context: dg.AssetExecutionContext, config: TryonPairsConfig, dat
     (``root`` / ``TRYON_ROOT``) validated file by file."""
     width = config.height * 3 // 4
     synthetic_tryon.check_size(config.height, width)
-    folder = run_folder(data_root, "tryon_pairs", context.run_id)
+    folder = run_folder(data_root, "tryon_pairs", context.run.run_id)
     given = config.root or os.environ.get(layout.ROOT_ENV_VAR, "")
     if given:
         root, source, summary = Path(given).expanduser().resolve(), "directory", {}
@@ -196,7 +196,7 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = compute.torch_device()
     space, distance = report.feature_models(_detector_checkpoint(context, config, data_root), device)
-    folder = run_folder(data_root, "tryon_report", context.run_id)
+    folder = run_folder(data_root, "tryon_report", context.run.run_id)
     summary = report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
                                                                 config.kid_subsets), folder, space, distance)
     stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
