@@ -238,3 +238,76 @@ def test_stage_contract():
     assert assets.dcgan_training_set.partitions_def.get_partition_keys() == ["cropped", "original", "subset"]
     assert len(assets.dcgan.partitions_def.get_partition_keys()) == 9  # 3 variants x 3 seeds
     assert [str(k) for k in assets.DEMO_DCGAN_PARTITIONS] == ["0|cropped", "0|original", "0|subset"]
+
+
+# ---------------------------------------------------------------- crash safety: recorded folders are never touched
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes, to compare byte for byte."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _crops_and_set(instance, resources, threshold=0.5):
+    crops = dg.materialize([assets.fullbody_crops], instance=instance, resources=resources, raise_on_error=False,
+                           run_config={"ops": {"fullbody_crops": {"config": {"score_threshold": threshold}}}})
+    return crops
+
+
+def test_a_failed_run_leaves_every_recorded_folder_intact_and_a_rerun_copies_nothing(data_root, monkeypatch):
+    instance = dg.DagsterInstance.ephemeral()
+    _record_upstream(instance)
+    resources = _resources(data_root)
+    dg.materialize([assets.pinterest_detections], instance=instance, resources=resources)
+    good = _metadata(_crops_and_set(instance, resources), "fullbody_crops")
+    good_folder = data_root / good["folder"]
+    before = _snapshot(good_folder)
+    assert len([name for name in before if name.startswith("crops/")]) == N_IMAGES // 2
+
+    # 1. An exception halfway through writing the crops (a killed run, a full disk).
+    real_write = assets.crops.write_crops
+
+    def crash_halfway(root, boxes, out_dir, workers=4):
+        real_write(root, boxes.head(3), out_dir, workers)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(assets.crops, "write_crops", crash_halfway)
+    crashed = _crops_and_set(instance, resources, threshold=0.6)
+    assert not crashed.success
+    monkeypatch.setattr(assets.crops, "write_crops", real_write)
+    assert _snapshot(good_folder) == before
+    assert [p.name for p in good_folder.parent.iterdir()] == [good_folder.name]  # no half-written folder left
+
+    # 2. A failed blocking check: 0 crops. Recorded (with its failed check), in a folder of its own.
+    red = _crops_and_set(instance, resources, threshold=0.99)
+    assert not red.success and _metadata(red, "fullbody_crops")["kept"] == 0
+    assert _metadata(red, "fullbody_crops")["folder"] != good["folder"]
+    assert _snapshot(good_folder) == before
+    refused = dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources,
+                             partition_key="cropped", raise_on_error=False)
+    assert "check 'enough_crops' failed" in refused.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+
+    # 3. Back to the good config: the earlier folder is reused, nothing written again.
+    written_at = {str(p): p.stat().st_mtime_ns for p in good_folder.rglob("*") if p.is_file()}
+    again = _metadata(_crops_and_set(instance, resources), "fullbody_crops")
+    assert again["folder"] == good["folder"] and again["folder_reused"] is True
+    assert _snapshot(good_folder) == before
+    assert {str(p): p.stat().st_mtime_ns for p in good_folder.rglob("*") if p.is_file()} == written_at
+    assert len(list(good_folder.parent.iterdir())) == 2  # the good folder and the red one: no third copy
+
+
+def test_dcgan_refuses_a_training_set_changed_since_it_was_recorded(data_root):
+    instance = dg.DagsterInstance.ephemeral()
+    _record_upstream(instance)
+    resources = _resources(data_root)
+    dg.materialize([assets.pinterest_detections, assets.fullbody_crops], instance=instance, resources=resources)
+    built = _metadata(dg.materialize([assets.dcgan_training_set], instance=instance, resources=resources,
+                                     partition_key="cropped"), "dcgan_training_set")
+    path = data_root / built["path"]
+    images = np.load(path)
+    np.save(path, images[::-1].copy())  # rewritten behind Dagster's back (same shape: only the sha256 tells)
+    result = dg.materialize([assets.dcgan], instance=instance, resources=resources, partition_key=str(_key("cropped", "0")),
+                            run_config=_dcgan_config(1), raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert f"{path} changed after dcgan_training_set[cropped] was materialized" in failure.description
+    assert len(result.get_step_failure_events()) == 1  # an input problem: not retried
