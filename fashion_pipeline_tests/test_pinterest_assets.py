@@ -50,6 +50,7 @@ def test_one_brand_materializes_with_metadata_then_reruns_idempotently(tmp_path,
     assert result.success
     meta = metadata_of(result)
     assert meta["pins_found"] == 12 and meta["reached_end_of_board"] is True
+    assert meta["board_boundary"] == "board_container" and meta["end_signal"] in ("heading", "container")
     assert meta["files_downloaded"] + meta["files_already_present"] + meta["failures_total"] == 12
     assert meta["files_downloaded"] > 0 and meta["logged_in"] is True
     assert all(isinstance(meta[f"failures_{reason}"], int) for reason in ("http_403", "timeout", "truncated"))
@@ -62,7 +63,9 @@ def test_one_brand_materializes_with_metadata_then_reruns_idempotently(tmp_path,
     assert checks["manifest_consistent"].partition == "hermes" and checks["scrape_health"].metadata["brand"].text == "hermes"
 
     manifest = pd.read_parquet(tmp_path / "pinterest_images" / "hermes" / "manifest.parquet")
-    assert list(manifest.columns) == ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at"]
+    assert list(manifest.columns) == ["pin_id", "page_url", "image_url", "file_path", "sha256", "width", "height", "brand", "scraped_at",
+                                      "original_from", "source_format", "stored_as"]
+    assert set(manifest["original_from"]) == {"srcset"}  # the page named every original
     assert (manifest["brand"] == "hermes").all() and manifest["pin_id"].is_unique
     assert all((tmp_path / rel).is_file() for rel in manifest["file_path"])
 

@@ -121,3 +121,15 @@ def test_an_image_signature_with_garbage_after_it_is_corrupt_not_html():
     with pytest.raises(DownloadFailed) as raised:
         validate_image(body, "image/png", "u", DownloadSettings())
     assert raised.value.reason == "corrupt"
+
+
+def test_the_original_the_srcset_names_is_taken_as_is():
+    # A real board page's srcset (see fixtures/real/pinterest/PROVENANCE.md): originals 4x, with the
+    # original's own extension while the sized copies are .jpg.
+    named = f"{SRCSET}, {BASE}/originals/ab/cd/ef/abcdef.gif 4x"
+    candidates = image_candidates(f"{BASE}/236x/ab/cd/ef/abcdef.jpg", named)
+    assert candidates.originals == [f"{BASE}/originals/ab/cd/ef/abcdef.gif"]
+    assert candidates.original_from == "srcset"
+    assert candidates.sized == [f"{BASE}/{size}/ab/cd/ef/abcdef.jpg" for size in ("736x", "474x", "236x")]
+    assert image_candidates(f"{BASE}/236x/ab/cd/ef/abcdef.jpg", SRCSET).original_from == "guessed"
+    assert image_candidates(None, "").original_from == "none"

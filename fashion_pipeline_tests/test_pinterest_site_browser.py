@@ -20,7 +20,12 @@ const ids = sel => Array.from(document.querySelectorAll(sel), el => el.getAttrib
 return {
   board: ids('div[data-test-id="board-feed"] div[data-test-id="pin"]'),
   more: ids('div[data-test-id="more-ideas-feed"] div[data-test-id="pin"]'),
-  boundary: !!document.querySelector('div[data-test-id="more-ideas-header"] h2'),
+  // The recommendations heading has no test id (its wording varies by board, as on Pinterest).
+  boundary: !!document.querySelector('div.more-ideas-header h2'),
+  heading: (document.querySelector('div.more-ideas-header h2') || {}).textContent || '',
+  lang: document.documentElement.lang,
+  // The board's container ends before the heading: the heading is not inside it.
+  headingOutsideBoard: !document.querySelector('div[data-test-id="board-feed"] div.more-ideas-header'),
   srcsets: Array.from(document.querySelectorAll('div[data-test-id="pin"] img'), img => img.getAttribute('srcset')),
   // Pins that break the contract: link not /pin/<id>/, or src not the srcset's 1x URL.
   malformed: Array.from(document.querySelectorAll('div[data-test-id="pin"]')).filter(pin => {
@@ -61,7 +66,10 @@ def test_scrolling_loads_the_whole_board_then_the_more_ideas_boundary(driver, tm
         assert state["boundary"], "no More-ideas header after scrolling"
         assert state["board"] == board_ids  # every pin once, in board order, none after the boundary
         assert state["more"] and not set(state["more"]) & set(board_ids + site.board_pin_ids("Gucci"))
-        assert all(s.count(" 1x") == s.count(" 2x") == s.count(" 3x") == 1 for s in state["srcsets"])
+        assert all(s.count(" 1x") == s.count(" 2x") == s.count(" 3x") == s.count("/originals/") == s.count(" 4x") == 1
+                   for s in state["srcsets"])  # the JS-built pins name the original too
+        assert (state["lang"], state["heading"]) == site.catalog.recommendations_heading("prada")
+        assert state["headingOutsideBoard"]
         assert state["malformed"] == 0
         assert site.stats()["requests"].get("feed 200", 0) >= 3  # pins 16..70 came from the JS feed
 

@@ -82,6 +82,14 @@ class BrowseSession:
     def scrape(self, brand: Brand, settings: ScrollSettings) -> ScrapeResult:
         return scroll_and_collect(self.driver, self.source_url(brand), settings, self.selectors)
 
+    def image_hosts(self) -> tuple[str, ...]:
+        """Hosts the downloader may fetch from besides the configured ones: the embedded site's loopback address."""
+        if self.embedded_site is None:
+            return ()
+        from urllib.parse import urlsplit
+
+        return (urlsplit(self.embedded_site.base_url).hostname,)
+
 
 class PinterestScraper(dg.ConfigurableResource):
     """Selenium on headless Debian Chromium, against the embedded local site or pinterest.com.
@@ -178,6 +186,8 @@ class PinterestImagesConfig(dg.Config):
     max_megabytes: float = 30.0
     max_megapixels: float = 60.0
     thumbnails: int = Field(default=16, description="images in the metadata grid")
+    image_hosts: list[str] = Field(default=["pinimg.com"], description="hosts images may be downloaded from (and "
+                                   "redirected to); subdomains included; embedded mode adds the site's loopback address")
     min_pins_ratio: float = Field(default=0.5, ge=0.0, le=1.0,
                                   description="scrape_health fails when a board yields fewer pins than this share of "
                                               "its last healthy scrape (and always when it yields none)")
@@ -186,11 +196,12 @@ class PinterestImagesConfig(dg.Config):
         pause = self.scroll_pause_s if self.scroll_pause_s is not None else default_pause_s
         return ScrollSettings(self.max_iterations, self.persistence, pause, max_pins=self.max_pins)
 
-    def download_settings(self) -> DownloadSettings:
+    def download_settings(self, extra_hosts: tuple[str, ...] = ()) -> DownloadSettings:
         return DownloadSettings(
             max_workers=self.max_workers, requests_per_second=self.requests_per_second,
             max_attempts=self.max_attempts, backoff_base_s=self.backoff_base_s, timeout_s=self.timeout_s,
             max_bytes=int(self.max_megabytes * 1024 * 1024), max_pixels=int(self.max_megapixels * 1_000_000),
+            allowed_hosts=tuple(dict.fromkeys([*self.image_hosts, *extra_hosts])),
         )
 
 
@@ -258,6 +269,11 @@ def _metadata(scrape: ScrapeResult, report: DownloadReport, logged_in: bool, sta
         "scroll_rounds": scrape.rounds,
         "stopped_because": scrape.stopped_because,
         "reached_end_of_board": scrape.reached_end_of_board,
+        # How the board was bounded: its feed container, or only its end heading (no container found).
+        "board_boundary": scrape.board_boundary,
+        "end_signal": scrape.end_signal,
+        "end_heading": scrape.end_heading,
+        "pins_outside_board": scrape.pins_outside_board,
         "logged_in": logged_in,
         "scrape_seconds": round(scrape.duration_s, 2),
         "download_seconds": round(report.duration_s, 2),
@@ -304,7 +320,8 @@ def pinterest_images(
         scrape = session.scrape(brand, config.scroll_settings(pinterest.default_scroll_pause_s()))
     context.log.info(f"{brand.name}: {len(scrape.pins)} pins ({scrape.stopped_because}); downloading")
     report = download_pins(
-        scrape.pins, brand.slug, data_root.path, config.download_settings(), on_outcome=_progress_logger(context, len(scrape.pins))
+        scrape.pins, brand.slug, data_root.path, config.download_settings(session.image_hosts()),
+        on_outcome=_progress_logger(context, len(scrape.pins))
     )
     store = BrandStore(data_root.path, brand.slug)
     consistent, check_metadata = verify_manifest(store)

@@ -308,7 +308,10 @@ def validate_image(body: bytes, content_type: str, url: str, settings: DownloadS
             image_format, (width, height) = probe.format, upright_dimensions(probe)  # as displayed (EXIF)
             if width * height > settings.max_pixels:
                 raise DownloadFailed("decompression_bomb", f"{url} claims {width}x{height} pixels")
-            probe.verify()
+        # verify() on an image object of its own: reading the EXIF above can consume the file, and
+        # Pillow then refuses verify() ("must be called directly after open", a RuntimeError).
+        with Image.open(io.BytesIO(body)) as checked:
+            checked.verify()
         with Image.open(io.BytesIO(body)) as image:
             image.load()  # verify() does not decode pixel data; load() catches truncation
     except Image.DecompressionBombError as error:

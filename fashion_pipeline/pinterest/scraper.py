@@ -408,10 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         write_json(Path(args.out), [asdict(pin) for pin in result.pins], indent=1)
         print(f"{len(result.pins)} pins from {url} in {result.rounds} rounds ({result.stopped_because}) -> {args.out}")
         if args.download_to:
-            from fashion_pipeline.pinterest.brands import slugify
-            from fashion_pipeline.pinterest.download import download_pins
+            from urllib.parse import urlsplit
 
-            report = download_pins(result.pins, slugify(args.embedded or "brand"), args.download_to)
+            from fashion_pipeline.pinterest.brands import slugify
+            from fashion_pipeline.pinterest.download import DownloadSettings, download_pins
+
+            # Images from pinimg.com, and from the embedded site's loopback address when it serves them.
+            settings = DownloadSettings().with_hosts(*([urlsplit(site.base_url).hostname] if site else []))
+            report = download_pins(result.pins, slugify(args.embedded or "brand"), args.download_to, settings)
             print(json.dumps({k: v for k, v in report.as_dict().items() if k != "new_files"}, indent=2))
     finally:
         driver.quit()

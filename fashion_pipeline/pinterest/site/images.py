@@ -236,8 +236,10 @@ def encode(image: Image.Image, ext: str, quality: int) -> bytes:
         # reader that kept another frame, or blended them, would not match the renditions.
         rgb = image.convert("RGB")
         frames = [rgb] + [ImageChops.offset(rgb, 12 * k, 0) for k in range(1, GIF_FRAMES)]
-        palette = [frame.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for frame in frames]
-        palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:], duration=120, loop=0)
+        # One palette for all frames, by the fast octree: median cut took about 4 s per original.
+        first = frames[0].quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        rest = [frame.quantize(palette=first, dither=Image.Dither.NONE) for frame in frames[1:]]
+        first.save(buffer, format="GIF", save_all=True, append_images=rest, duration=120, loop=0)
     else:
         raise ValueError(f"unsupported image extension {ext!r}")
     return buffer.getvalue()
