@@ -13,6 +13,8 @@ from fashion_pipeline.common.atomic import write_bytes
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.dedup import assets, dataset
 from fashion_pipeline_tests.dedup_fixtures import build_fixture, distinct_image, jpeg_bytes
+from fashion_pipeline.common import lineage
+from fashion_pipeline.common.fingerprint import combine
 from fashion_pipeline_tests.records import record_brand_scrapes, use_brands
 
 CHECK_NAMES = {"no_near_duplicates_in_result", "every_input_accounted_for"}
@@ -112,12 +114,102 @@ def test_merges_only_the_brands_of_the_current_brands_file(tmp_path, monkeypatch
     assert set(mapping["brand"]) == {"gucci", "prada"}
 
 
-def test_a_failed_scrape_check_stops_the_merge_in_a_later_run(tmp_path):
+def metadata_values(result) -> dict:
+    return {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("pinterest_dataset")[0].metadata.items()}
+
+
+SCRAPE_PARTITIONS = dg.StaticPartitionsDefinition(["dior", "gucci", "prada", "valentino"])
+
+
+def record_scrape(instance, root, brand: str, passed: bool) -> None:
+    """A real run of a stand-in ``pinterest_images[brand]`` (same key, partitions and blocking checks):
+    it records the brand's manifest as it is, and its ``scrape_health`` result."""
+
+    @dg.asset(name="pinterest_images", partitions_def=SCRAPE_PARTITIONS, check_specs=[
+        lineage.partitioned_check(name, "pinterest_images", SCRAPE_PARTITIONS, name) for name in assets.SCRAPE_CHECKS])
+    def stand_in(context):
+        frame = pd.read_parquet(root / "pinterest_images" / brand / "manifest.parquet")
+        return dg.MaterializeResult(
+            metadata={"manifest_path": f"pinterest_images/{brand}/manifest.parquet", "manifest_rows": len(frame)},
+            data_version=dg.DataVersion(combine(sorted(frame["sha256"].astype(str)))),
+            check_results=[dg.AssetCheckResult(check_name="manifest_consistent", passed=True),
+                           dg.AssetCheckResult(check_name="scrape_health", passed=passed,
+                                               metadata={} if passed else {"reason": "12 pins against 300: a login wall?"})])
+
+    dg.materialize([stand_in], instance=instance, partition_key=brand, raise_on_error=False)
+
+
+def append_pins(root, brand: str, seeds: list[int]) -> None:
+    """A later scrape adds pins to the brand's (append-only) manifest."""
+    path = root / "pinterest_images" / brand / "manifest.parquet"
+    frame = pd.read_parquet(path)
+    extra = []
+    for seed in seeds:
+        data = jpeg_bytes(distinct_image(seed))
+        digest = hashlib.sha256(data).hexdigest()
+        write_bytes(root / f"pinterest_images/{brand}/images/{digest}.jpg", data)
+        extra.append({**frame.iloc[0].to_dict(), "pin_id": f"9{seed}", "sha256": digest,
+                      "file_path": f"pinterest_images/{brand}/images/{digest}.jpg"})
+    pd.concat([frame, pd.DataFrame(extra)], ignore_index=True).to_parquet(path, index=False)
+
+
+def run_dataset(instance, root):
+    return dg.materialize([assets.pinterest_dataset], resources={"data_root": DataRoot(root=str(root))},
+                          instance=instance, raise_on_error=False)
+
+
+def test_a_brand_whose_latest_scrape_failed_is_served_from_its_last_healthy_scrape(tmp_path):
+    build_fixture(tmp_path, with_bad_files=False)
+    instance = dg.DagsterInstance.ephemeral()
+    for brand in ("dior", "gucci", "prada"):
+        record_scrape(instance, tmp_path, brand, passed=True)
+    healthy_gucci = pd.read_parquet(tmp_path / "pinterest_images/gucci/manifest.parquet")
+    append_pins(tmp_path, "gucci", [70, 71])  # the next scrape adds two pins ...
+    record_scrape(instance, tmp_path, "gucci", passed=False)  # ... and fails its health check
+    result = run_dataset(instance, tmp_path)
+    assert result.success
+    values = metadata_values(result)
+    assert values["brands_from_earlier_scrape"] == "gucci" and values["brands_left_out"] == "none"
+    assert values["brands_merged"] == 3 and values["brands_from_latest_scrape"] == 2
+    assert "| gucci | last healthy scrape |" in values["brand_sources"] and "scrape_health failed" in values["brand_sources"]
+    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    assert sorted(mapping.loc[mapping["brand"] == "gucci", "pin_id"]) == sorted(healthy_gucci["pin_id"].astype(str))
+    assert set(mapping["brand"]) == {"dior", "gucci", "prada"}
+    assert check_results(result) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
+
+
+def test_a_brand_with_no_healthy_scrape_is_left_out_and_the_others_merged(tmp_path):
     build_fixture(tmp_path, with_bad_files=False)
     instance = dg.DagsterInstance.ephemeral()
     record_brand_scrapes(instance, tmp_path, failing={"gucci": "scrape_health"})
-    result = dg.materialize([assets.pinterest_dataset], resources={"data_root": DataRoot(root=str(tmp_path))},
-                            instance=instance, raise_on_error=False)
+    result = run_dataset(instance, tmp_path)
+    assert result.success
+    values = metadata_values(result)
+    assert values["brands_left_out"] == "gucci" and values["brands_from_earlier_scrape"] == "none"
+    assert values["brands_merged"] == 2 and "no earlier healthy scrape" in values["brand_sources"]
+    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    assert set(mapping["brand"]) == {"dior", "prada"}
+
+
+def test_rows_flushed_by_an_unrecorded_scrape_are_not_merged(tmp_path):
+    build_fixture(tmp_path, with_bad_files=False)
+    instance = dg.DagsterInstance.ephemeral()
+    for brand in ("dior", "gucci", "prada"):
+        record_scrape(instance, tmp_path, brand, passed=True)
+    append_pins(tmp_path, "prada", [72])  # a scrape that crashed before it was recorded
+    result = run_dataset(instance, tmp_path)
+    assert result.success and metadata_values(result)["brands_from_latest_scrape"] == 3
+    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    assert "972" not in set(mapping["pin_id"]) and len(mapping) == 9
+
+
+def test_every_brand_unhealthy_fails_naming_them(tmp_path):
+    build_fixture(tmp_path, with_bad_files=False)
+    instance = dg.DagsterInstance.ephemeral()
+    record_brand_scrapes(instance, tmp_path, failing={"dior": "scrape_health", "gucci": "manifest_consistent",
+                                                       "prada": "scrape_health"})
+    result = run_dataset(instance, tmp_path)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert "pinterest_images[gucci]" in failure.description and "scrape_health" in failure.description
+    assert "no brand has a healthy recorded scrape" in failure.description
+    assert all(brand in failure.description for brand in ("dior", "gucci", "prada"))

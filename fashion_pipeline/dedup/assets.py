@@ -2,14 +2,21 @@
 
 The logic lives in ``dataset.py`` (runnable as ``python -m fashion_pipeline.dedup.dataset``);
 this module passes config in and turns the result into metadata the UI can plot.
+
+Which scrape of each brand is merged comes from Dagster's record (``recorded_brand_inputs``): the
+latest when its blocking checks passed on it, else the brand's last healthy scrape, else the brand
+is left out; the other brands are merged either way, and the metadata names each brand so served.
+A scrape's rows are read only after they are checked against its recorded data version.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
-
 import dagster as dg
+import pandas as pd
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from pydantic import Field
 
 from fashion_pipeline.common import lineage
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS
@@ -71,36 +78,165 @@ COUNT_METADATA = {
     "threshold_bits": "threshold",
     "candidate_pairs": "candidate_pairs",
     "pairs_rejected_by_colour": "pairs_rejected_by_colour",
+    "grey_links_refused": "grey_links_refused",
     "files_hashed": "files_hashed",
     "files_from_cache": "files_from_cache",
 }
 
 
 @dataclass
+class BrandSource:
+    """Where one brand's rows come from: its latest scrape, an earlier healthy one, or nowhere (left out)."""
+
+    brand: str
+    served: str  # SERVED_LATEST | SERVED_EARLIER | LEFT_OUT
+    manifest: dataset.ManifestSlice | None = None
+    run_id: str | None = None  # the scrape run whose rows are merged
+    why: str = ""  # for an earlier scrape or a left-out brand: what is wrong with the latest one
+
+
+SERVED_LATEST, SERVED_EARLIER, LEFT_OUT = "latest scrape", "last healthy scrape", "left out"
+HEALTHY_SEARCH_LIMIT = 20  # earlier scrapes of a brand searched for a healthy one (newest first)
+
+
+@dataclass
 class BrandInputs:
     """Which brands' scrapes the merge takes, from the brands file and Dagster's record."""
 
-    manifests: list[Path]
-    included: list[str]
+    sources: list[BrandSource]
     never_scraped: list[str]
     not_in_brands_file: list[str]
 
+    @property
+    def merged(self) -> list[BrandSource]:
+        return [source for source in self.sources if source.manifest is not None]
+
+    @property
+    def manifests(self) -> list[dataset.ManifestSlice]:
+        return [source.manifest for source in self.merged]
+
+    @property
+    def included(self) -> list[str]:
+        return [source.brand for source in self.merged]
+
+    def by_kind(self, served: str) -> list[BrandSource]:
+        return [source for source in self.sources if source.served == served]
+
 
 def recorded_brand_inputs(instance: dg.DagsterInstance, data_root: Path) -> BrandInputs:
-    """The brands of the current brands file that have a recorded scrape whose checks passed."""
+    """For each brand of the current brands file with a recorded scrape: its latest scrape when that
+    scrape's blocking checks passed on it, else its last healthy scrape, else nothing (left out).
+
+    One brand's failed scrape never stops the others (issue 19.3); which brands were served how is
+    reported in the metadata.
+    """
     current = [brand.slug for brand in load_brands()]
     scraped = lineage.materialized_partitions(instance, SCRAPE)
-    included = [slug for slug in current if slug in scraped]
-    manifests = []
-    for slug in included:
-        lineage.require_checks_passed(instance, SCRAPE, SCRAPE_CHECKS, slug)
-        manifests.append(lineage.require_latest(instance, SCRAPE, slug).path(data_root, "manifest_path"))
-    return BrandInputs(manifests, included, [s for s in current if s not in scraped], sorted(scraped - set(current)))
+    sources = [brand_source(instance, Path(data_root), slug) for slug in current if slug in scraped]
+    return BrandInputs(sources, [s for s in current if s not in scraped], sorted(scraped - set(current)))
+
+
+def brand_source(instance: dg.DagsterInstance, data_root: Path, slug: str) -> BrandSource:
+    """Which recorded scrape of ``slug`` to merge, with the rows it committed (verified), or why none."""
+    latest = lineage.require_latest(instance, SCRAPE, slug)
+    failed = lineage.failed_checks(instance, SCRAPE, SCRAPE_CHECKS, slug)
+    if not failed:
+        manifest, problem = committed_rows(data_root, latest)
+        if manifest is not None:
+            return BrandSource(slug, SERVED_LATEST, manifest, latest.run_id)
+        failed = {"recorded rows": problem}
+    why = "; ".join(f"{name} {reason}" for name, reason in failed.items())
+    problems = []
+    for earlier in healthy_scrapes(instance, slug, latest):
+        manifest, problem = committed_rows(data_root, earlier)
+        if manifest is not None:
+            return BrandSource(slug, SERVED_EARLIER, manifest, earlier.run_id, why)
+        problems.append(f"run {earlier.run_id}: {problem}")
+    tail = f"; earlier healthy scrapes unusable: {'; '.join(problems)}" if problems else "; no earlier healthy scrape"
+    return BrandSource(slug, LEFT_OUT, None, None, why + tail)
+
+
+def committed_rows(data_root: Path, scrape: lineage.Recorded) -> tuple[dataset.ManifestSlice | None, str]:
+    """The manifest rows ``scrape`` committed, checked against its recorded data version.
+
+    The data version of ``pinterest_images`` is the combined sha256 of its manifest's image
+    contents (``pinterest.assets.manifest_version``). The manifest is append-only and keyed by pin,
+    so when a later scrape (finished or not) appended rows, the recorded scrape's rows are its first
+    ``manifest_rows``; they are served only when they still hash to the recorded version.
+    """
+    path = scrape.path(data_root, "manifest_path")
+    if not path.is_file():
+        return None, f"{path} is missing"
+    frame = pd.read_parquet(path, columns=["sha256"])
+    if scrape.data_version is None or _fingerprint(frame) == scrape.data_version:
+        return dataset.ManifestSlice(path), ""
+    rows = scrape.get("manifest_rows")
+    if rows is not None and int(rows) <= len(frame) and _fingerprint(frame.iloc[: int(rows)]) == scrape.data_version:
+        return dataset.ManifestSlice(path, int(rows)), ""
+    return None, f"{path} no longer holds the rows this scrape recorded (its content differs from data version {scrape.data_version})"
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    return combine(sorted(frame["sha256"].astype(str)))
+
+
+def healthy_scrapes(instance: dg.DagsterInstance, slug: str, latest: lineage.Recorded):
+    """Earlier recorded scrapes of ``slug`` whose blocking checks all passed on *them*, newest first."""
+    key = dg.AssetKey(SCRAPE)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[slug]), limit=HEALTHY_SEARCH_LIMIT + 1).records
+    histories = {
+        name: instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(key, name), limit=10 * (HEALTHY_SEARCH_LIMIT + 1), partition_filter=PartitionKeyFilter(key=slug))
+        for name in SCRAPE_CHECKS
+    }
+    for newer, record in zip(records, records[1:]):  # each earlier record with the one recorded after it
+        if record.storage_id == latest.storage_id:
+            continue
+        if all(_passed_on(history, record, newer) for history in histories.values()):
+            yield _recorded(record)
+
+
+def _passed_on(history, record, newer) -> bool:
+    """Whether the latest evaluation of one check made on materialization ``record`` passed.
+
+    An evaluation names its target materialization when Dagster ran it with the asset; one without a
+    target (a runless report) targets what was current when it was recorded: the window from
+    ``record`` to ``newer``. PLANNED entries evaluated nothing and are skipped.
+    """
+    for execution in history:  # newest first
+        if execution.status == AssetCheckExecutionRecordStatus.PLANNED:
+            continue
+        evaluation = execution.evaluation
+        target = getattr(evaluation, "target_materialization_data", None) if evaluation is not None else None
+        if target is not None:
+            hit = target.storage_id == record.storage_id
+        else:
+            when = execution.event.timestamp if execution.event is not None else execution.create_timestamp
+            hit = record.timestamp <= when < newer.timestamp
+        if hit:
+            return execution.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+    return False
+
+
+def _recorded(record) -> lineage.Recorded:
+    materialization = record.asset_materialization
+    return lineage.Recorded(
+        asset=SCRAPE, partition=materialization.partition,
+        data_version=(materialization.tags or {}).get("dagster/data_version"),
+        metadata={key: getattr(entry, "value", entry) for key, entry in materialization.metadata.items()},
+        run_id=record.run_id, storage_id=record.storage_id, timestamp=record.timestamp)
 
 
 def _inputs_metadata(inputs: BrandInputs) -> dict:
+    earlier, left_out = inputs.by_kind(SERVED_EARLIER), inputs.by_kind(LEFT_OUT)
+    rows = [(s.brand, s.served, s.run_id or "-", s.why or "-") for s in inputs.sources]
     return {
-        "brands_merged": dg.MetadataValue.int(len(inputs.included)),
+        "brands_merged": dg.MetadataValue.int(len(inputs.merged)),
+        "brands_from_latest_scrape": dg.MetadataValue.int(len(inputs.by_kind(SERVED_LATEST))),
+        "brands_from_earlier_scrape": dg.MetadataValue.text(", ".join(s.brand for s in earlier) or "none"),
+        "brands_left_out": dg.MetadataValue.text(", ".join(s.brand for s in left_out) or "none"),
+        "brand_sources": dg.MetadataValue.md(markdown_table(["brand", "served from", "scrape run", "why not the latest"], rows)),
         "brands_never_scraped": dg.MetadataValue.text(", ".join(inputs.never_scraped) or "none"),
         "brands_not_in_brands_file": dg.MetadataValue.text(", ".join(inputs.not_in_brands_file) or "none"),
     }
@@ -132,8 +268,15 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
         context.log.warning(f"left out, not in the brands file any more: {', '.join(inputs.not_in_brands_file)}")
     if inputs.never_scraped:
         context.log.warning(f"in the brands file but never scraped: {', '.join(inputs.never_scraped)}")
-    if not inputs.included:
+    for source in inputs.by_kind(SERVED_EARLIER) + inputs.by_kind(LEFT_OUT):
+        served = f"served from its last healthy scrape (run {source.run_id})" if source.manifest else "left out"
+        context.log.warning(f"pinterest_images[{source.brand}] {served}: latest scrape not usable: {source.why}")
+    if not inputs.sources:
         raise lineage.input_failure("no brand of the brands file has been scraped: materialize pinterest_images first")
+    if not inputs.merged:
+        reasons = "; ".join(f"{s.brand}: {s.why}" for s in inputs.sources)
+        raise lineage.input_failure(f"no brand has a healthy recorded scrape to merge ({reasons})",
+                                    brands_left_out=", ".join(s.brand for s in inputs.sources))
     settings = dataset.DedupSettings(config.threshold, config.match_mirrors, config.hash_workers or None,
                                      config.max_thumb_distance if config.verify_colour else None)
     result, info = dataset.build_dataset(data_root.path, settings, inputs.manifests)
@@ -170,7 +313,7 @@ def _no_near_duplicates(data_root: DataRoot) -> dg.AssetCheckResult:
     })
 
 
-def _accounted(data_root: DataRoot, manifests: list[Path]) -> dg.AssetCheckResult:
+def _accounted(data_root: DataRoot, manifests: list[dataset.ManifestSlice]) -> dg.AssetCheckResult:
     passed, details = dataset.check_inputs_accounted(data_root.path, manifests)
     metadata = {key: value for key, value in details.items() if key != "examples"}
     metadata["examples"] = dg.MetadataValue.json(details["examples"])

@@ -80,23 +80,40 @@ class DedupResult:
 # --- 1. inputs -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ManifestSlice:
+    """A brand manifest, or only its first ``rows`` rows: what one recorded scrape committed when a
+    later scrape appended to the same file (the manifest is append-only, keyed by pin)."""
+
+    path: Path
+    rows: int | None = None
+
+
 def brand_manifests(data_root: Path) -> list[Path]:
     return sorted((Path(data_root) / INPUT_ASSET).glob("*/manifest.parquet"))
 
 
-def load_inputs(data_root: Path, manifests: list[Path] | None = None) -> pd.DataFrame:
+def read_manifest(manifest: Path | ManifestSlice) -> pd.DataFrame:
+    """A brand manifest's rows (the slice's first rows only), checked for the columns the merge needs."""
+    part = manifest if isinstance(manifest, ManifestSlice) else ManifestSlice(Path(manifest))
+    frame = pd.read_parquet(part.path)
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{part.path}: manifest lacks columns {missing} (has {list(frame.columns)})")
+    return frame if part.rows is None else frame.iloc[: part.rows]
+
+
+def load_inputs(data_root: Path, manifests: list[Path | ManifestSlice] | None = None) -> pd.DataFrame:
     """The brand manifests' rows, in the order given, with ``input_id`` numbering them.
 
     ``manifests``: which brand manifests to merge (the asset passes those Dagster recorded for the
-    brands of the current brands file); by default every one under the data root (CLI use).
+    brands of the current brands file, as slices when a brand is served from an earlier scrape);
+    by default every one under the data root (CLI use).
     """
     frames = []
-    for path in brand_manifests(data_root) if manifests is None else manifests:
-        frame = pd.read_parquet(path)
-        missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path}: manifest lacks columns {missing} (has {list(frame.columns)})")
-        frame = frame[INPUT_COLUMNS].copy()
+    for manifest in brand_manifests(data_root) if manifests is None else manifests:
+        path = manifest.path if isinstance(manifest, ManifestSlice) else Path(manifest)
+        frame = read_manifest(manifest)[INPUT_COLUMNS].copy()
         frame["manifest"] = str(path.relative_to(data_root))
         frames.append(frame)
     if not frames:
@@ -406,13 +423,14 @@ def write_outputs(result: DedupResult, out_dir: Path, cache: pd.DataFrame) -> di
 
 
 def build_dataset(data_root: Path, settings: DedupSettings | None = None,
-                  manifests: list[Path] | None = None) -> tuple[DedupResult, dict]:
+                  manifests: list[Path | ManifestSlice] | None = None) -> tuple[DedupResult, dict]:
     """The whole stage: load, hash (cached), deduplicate, write. Returns the result and run info."""
     settings = settings or DedupSettings()
     data_root = Path(data_root)
     out_dir = data_root / OUTPUT_ASSET
     started = time.perf_counter()
-    manifests = brand_manifests(data_root) if manifests is None else [Path(m) for m in manifests]
+    manifests = brand_manifests(data_root) if manifests is None else [
+        m if isinstance(m, ManifestSlice) else Path(m) for m in manifests]
     inputs = load_inputs(data_root, manifests)
     rows, cache, hash_counts = hash_inputs(inputs, data_root, out_dir / "phash_cache.parquet", settings.workers)
     hashed = time.perf_counter()
@@ -425,7 +443,7 @@ def build_dataset(data_root: Path, settings: DedupSettings | None = None,
     result.stats["seconds"] = round(time.perf_counter() - started, 3)
     result.stats["settings"] = asdict(settings)
     paths = write_outputs(result, out_dir, cache)
-    return result, {"paths": paths, "manifests": [str(p) for p in manifests]}
+    return result, {"paths": paths, "manifests": [str(getattr(m, "path", m)) for m in manifests]}
 
 
 # --- checks (run by the asset checks; plain so tests can call them) --------------------------------------
@@ -453,7 +471,7 @@ def check_no_near_duplicates(out_dir: Path) -> tuple[bool, dict]:
     return len(pairs) == 0 and repeated_sha == 0, details
 
 
-def check_inputs_accounted(data_root: Path, manifests: list[Path] | None = None) -> tuple[bool, dict]:
+def check_inputs_accounted(data_root: Path, manifests: list[Path | ManifestSlice] | None = None) -> tuple[bool, dict]:
     """Every current input row is in the mapping: kept, mapped to a kept image, or quarantined."""
     data_root = Path(data_root)
     out_dir = data_root / OUTPUT_ASSET
