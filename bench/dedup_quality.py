@@ -12,6 +12,16 @@ Precision at T: of all pairs the search returns over the whole pool (bases + all
 share that really come from the same base; per transformation, FP counts that transformation's
 copies paired with a different base.
 
+Colourways: for every base with a clearly coloured region (its dominant hue among saturated
+pixels covers >= 5 % of the picture), a *different item* is made by turning that region's hue by
+120 degrees, as a garment in another colourway on the same silhouette. Each colourway counts as
+its own source; "colourways kept apart" is the share not merged with the base they were made from.
+
+The colour check runs twice side by side: ``before`` is the per-channel check alone
+(``phash.colour_distance``, the pipeline's rule until 2026-12-01), ``after`` the pipeline's
+``phash.thumbnail_distance`` (luminance when one side is black and white or desaturated, refusal
+when hues disagree).
+
 Run: ``.venv/bin/python -m bench.dedup_quality`` -> bench/results/dedup_quality.{json,md}
 """
 from __future__ import annotations
@@ -33,6 +43,7 @@ from fashion_pipeline.dedup.dataset import DEFAULT_MAX_THUMB_DISTANCE, DEFAULT_T
 from fashion_pipeline.dedup.search import find_pairs, hamming
 
 RESULTS = Path(__file__).resolve().parent / "results"
+COLOURWAY_SOURCE = 1000
 THRESHOLDS = [4, 6, 8, 10, 12, 14, 16]
 # Near-identical to another base (stereo pair, grey copy of the same board): not distinct negatives.
 SKIP = {"motorcycle_right.png", "chessboard_GRAY.png", "multipage.tif", "multipage_rgb.tif", "no_time_for_that_tiny.gif"}
@@ -123,7 +134,25 @@ TRANSFORMS = {
     "saturation_+40pct": (lambda im: ImageEnhance.Color(im).enhance(1.4), "JPEG85"),
     "hue_shift": (lambda im: _shift_hue(im, 20), "JPEG85"),
     "greyscale": (lambda im: ImageOps.grayscale(im).convert("RGB"), "JPEG85"),
+    "desaturate_70pct": (lambda im: ImageEnhance.Color(im).enhance(0.3), "JPEG85"),
+    "sepia": (lambda im: ImageOps.colorize(ImageOps.grayscale(im), (40, 26, 13), (255, 240, 192)), "JPEG85"),
 }
+COLOURWAY_SHIFT = 85  # of 256 hue steps: 120 degrees (orange -> blue, red -> green)
+MIN_COLOURWAY_AREA = 0.05
+
+
+def colourway(image: Image.Image) -> Image.Image | None:
+    """The picture with its dominant saturated hue region recoloured by 120 degrees; None when it has none."""
+    hsv = np.asarray(image.convert("HSV")).astype(int)
+    saturated = (hsv[..., 1] >= 90) & (hsv[..., 2] >= 40)
+    if saturated.mean() < MIN_COLOURWAY_AREA:
+        return None
+    mode = int(np.bincount(hsv[..., 0][saturated] // 8, minlength=32).argmax()) * 8 + 4
+    region = saturated & (np.abs((hsv[..., 0] - mode + 128) % 256 - 128) <= 16)
+    if region.mean() < MIN_COLOURWAY_AREA:
+        return None
+    hsv[..., 0] = np.where(region, (hsv[..., 0] + COLOURWAY_SHIFT) % 256, hsv[..., 0])
+    return Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
 
 
 def _save(image: Image.Image, path: Path, fmt: str) -> Path:
@@ -135,11 +164,19 @@ def _save(image: Image.Image, path: Path, fmt: str) -> Path:
 
 
 def build_pool(folder: Path) -> tuple[list[str], list[int], list[str]]:
-    """Files, the base index each comes from, and the transformation name ("base" for bases)."""
+    """Files, the source each comes from, and the transformation name ("base" for bases).
+
+    A colourway is its own source (``1000 + base index``): merging it with its base is a false pair.
+    """
     bases = base_images()
     bases.update(tiles(bases))
     files, source, kind = [], [], []
     for index, (name, image) in enumerate(sorted(bases.items())):
+        recoloured = colourway(image)
+        if recoloured is not None:
+            files.append(str(_save(recoloured, folder / f"{index:03d}_colourway", "JPEG85")))
+            source.append(COLOURWAY_SOURCE + index)
+            kind.append("colourway")
         stem = f"{index:03d}"
         files.append(str(_save(image, folder / stem, "PNG")))
         source.append(index)
@@ -151,28 +188,51 @@ def build_pool(folder: Path) -> tuple[list[str], list[int], list[str]]:
     return files, source, kind
 
 
-def evaluate(hashes, mirrors, thumbs, source, kind, use_mirrors: bool, thumb_limit: float | None) -> dict:
+def legacy_distance(a, b, mirror_b: bool = False) -> np.ndarray:
+    """The colour check before 2026-12-01: per-channel standardised thumbnails only."""
+    distance = phash.colour_distance(a, b)
+    return np.minimum(distance, phash.colour_distance(a, b[:, :, ::-1])) if mirror_b else distance
+
+
+CHECKS = {"before": legacy_distance, "after": phash.thumbnail_distance}
+
+
+def evaluate(hashes, mirrors, thumbs, source, kind, use_mirrors: bool, thumb_limit: float | None,
+             check: str = "after") -> dict:
     """Recall/precision per transformation and overall, for pHash (+ optional colour check)."""
     source, kind = np.asarray(source), np.asarray(kind)
     base_of = {s: i for i, (s, k) in enumerate(zip(source, kind)) if k == "base"}
-    base_index = np.array([base_of[s] for s in source])
+    # a colourway's "base" is the picture it was recoloured from (for the kept-apart rate)
+    base_index = np.array([base_of[s % COLOURWAY_SOURCE] for s in source])
+    thumb_distance = CHECKS[check]
     distance = hamming(hashes, hashes[base_index])
     if use_mirrors:
         distance = np.minimum(distance, hamming(mirrors, hashes[base_index]))
     pairs = find_pairs(hashes, max(THRESHOLDS), mirrors=mirrors if use_mirrors else None)
     if thumb_limit is not None:
         # a failed colour check takes the pair out at every threshold
-        distance = np.where(phash.thumbnail_distance(thumbs, thumbs[base_index], use_mirrors) <= thumb_limit, distance, 99)
-        agree = phash.thumbnail_distance(thumbs[pairs.i], thumbs[pairs.j], use_mirrors) <= thumb_limit
+        distance = np.where(thumb_distance(thumbs, thumbs[base_index], use_mirrors) <= thumb_limit, distance, 99)
+        agree = thumb_distance(thumbs[pairs.i], thumbs[pairs.j], use_mirrors) <= thumb_limit
         pairs = type(pairs)(pairs.i[agree], pairs.j[agree], pairs.distance[agree])
     same = source[pairs.i] == source[pairs.j]
-    out = {"thresholds": THRESHOLDS, "thumb_limit": thumb_limit, "transforms": {}, "overall": {}}
+    out = {"thresholds": THRESHOLDS, "thumb_limit": thumb_limit, "check": check if thumb_limit is not None else None,
+           "transforms": {}, "overall": {}, "colourways_apart": {}}
+    colourways = np.flatnonzero(kind == "colourway")
+    for t in THRESHOLDS:
+        out["colourways_apart"][t] = float((distance[colourways] > t).mean()) if len(colourways) else 1.0
     positives_total = sum(int((source == s).sum() * ((source == s).sum() - 1) / 2) for s in np.unique(source))
+    # A colourway and a black-and-white copy of the picture it was made from have the same luminance:
+    # no check can tell them apart, so these false pairs are counted separately (the clustering lets
+    # such a grey copy join one colourway, never merge two: ``cluster.cluster_labels``).
+    monochrome = np.isin(kind, ["greyscale", "sepia"])
+    recoloured = kind == "colourway"
+    grey_colourway = ((monochrome[pairs.i] & recoloured[pairs.j]) | (recoloured[pairs.i] & monochrome[pairs.j])) & (
+        source[pairs.i] % COLOURWAY_SOURCE == source[pairs.j] % COLOURWAY_SOURCE)
     for t in THRESHOLDS:
         within = pairs.distance <= t
         tp, fp = int((within & same).sum()), int((within & ~same).sum())
         out["overall"][t] = {"tp_pairs": tp, "fp_pairs": fp, "precision": tp / (tp + fp) if tp + fp else 1.0,
-                             "pair_recall": tp / positives_total}
+                             "pair_recall": tp / positives_total, "fp_grey_vs_colourway": int((within & grey_colourway).sum())}
     for t_name in TRANSFORMS:
         members = np.flatnonzero(kind == t_name)
         d = distance[members]
@@ -188,32 +248,50 @@ def evaluate(hashes, mirrors, thumbs, source, kind, use_mirrors: bool, thumb_lim
     return out
 
 
-MODES = {  # report key -> (title, match mirrors, colour-check limit)
-    "plain": ("pHash alone", False, None),
-    "verified": (f"pHash + colour check <= {DEFAULT_MAX_THUMB_DISTANCE} (pipeline default)", False, DEFAULT_MAX_THUMB_DISTANCE),
-    "mirrors_verified": ("pHash + mirror hash + colour check (match_mirrors=True)", True, DEFAULT_MAX_THUMB_DISTANCE),
+MODES = {  # report key -> (title, match mirrors, colour-check limit, which check)
+    "plain": ("pHash alone", False, None, "after"),
+    "before": (f"pHash + per-channel colour check <= {DEFAULT_MAX_THUMB_DISTANCE} (the rule before 2026-12-01)", False,
+               DEFAULT_MAX_THUMB_DISTANCE, "before"),
+    "verified": (f"pHash + colour/luminance/hue check <= {DEFAULT_MAX_THUMB_DISTANCE} (pipeline default)", False,
+                 DEFAULT_MAX_THUMB_DISTANCE, "after"),
+    "mirrors_verified": ("pHash + mirror hash + colour/luminance/hue check (match_mirrors=True)", True,
+                         DEFAULT_MAX_THUMB_DISTANCE, "after"),
 }
 SWEEP = [0.15, 0.2, 0.25, 0.3, 0.4, None]
-HARD = ["border_2pct", "crop_2pct", "crop_5pct", "hue_shift", "greyscale"]
+HARD = ["border_2pct", "crop_2pct", "crop_5pct", "hue_shift", "greyscale", "desaturate_70pct", "sepia"]
 
 
 def sweep(hashes, mirrors, thumbs, source, kind) -> list[dict]:
-    """At the default threshold: how the colour-check limit trades precision for recall."""
+    """At the default threshold: how the colour-check limit trades precision for recall, before and after."""
     rows = []
-    for limit in SWEEP:
-        result = evaluate(hashes, mirrors, thumbs, source, kind, False, limit)
-        t = DEFAULT_THRESHOLD
-        rows.append({"limit": limit, "fp_pairs": result["overall"][t]["fp_pairs"], "precision": result["overall"][t]["precision"],
-                     **{name: result["transforms"][name][t]["recall"] for name in HARD}})
+    for check in CHECKS:
+        for limit in SWEEP:
+            if limit is None and check == "before":
+                continue  # no check at all is the same row either way
+            result = evaluate(hashes, mirrors, thumbs, source, kind, False, limit, check)
+            t = DEFAULT_THRESHOLD
+            rows.append({"check": check if limit is not None else "off", "limit": limit,
+                         "fp_pairs": result["overall"][t]["fp_pairs"],
+                         "fp_grey_vs_colourway": result["overall"][t]["fp_grey_vs_colourway"], "precision": result["overall"][t]["precision"],
+                         "pair_recall": result["overall"][t]["pair_recall"], "colourways_apart": result["colourways_apart"][t],
+                         **{name: result["transforms"][name][t]["recall"] for name in HARD}})
     return rows
 
 
 def markdown(report: dict) -> str:
     lines = ["## dedup_quality: pHash near-duplicate precision/recall", "",
-             f"{report['n_bases']} base images ({report['n_natural']} natural pictures from scikit-image, scikit-learn, "
-             f"matplotlib + {report['n_bases'] - report['n_natural']} quarter tiles), {len(TRANSFORMS)} transformations, "
-             f"{report['n_files']} files; hashing {report['hash_seconds']:.1f} s.", ""]
-    for mode, (title, _, _) in MODES.items():
+             f"{report['n_bases']} base images ({report['n_natural']} natural pictures from {', '.join(report['sources'])} "
+             f"+ {report['n_bases'] - report['n_natural']} quarter tiles), {len(TRANSFORMS)} transformations, "
+             f"{report['n_colourways']} colourways (distinct items), {report['n_files']} files; hashing {report['hash_seconds']:.1f} s; "
+             f"measured {report['measured']} on {report['device']}.", ""]
+    if "sklearn" not in report["sources"]:
+        lines += ["scikit-learn was not installed: its two sample photos are absent. Before and after below come from "
+                  "the same run on the same files.", ""]
+    lines += ["A black-and-white copy of a picture and a colourway of it have the same luminance, so no pairwise check "
+              "can separate them (the false pairs in brackets). The clustering lets such a grey copy join one "
+              "colourway, never merge two (`fashion_pipeline/dedup/cluster.py`, tested in "
+              "`fashion_pipeline_tests/test_dedup_real_photos.py`).", ""]
+    for mode, (title, _, _, _) in MODES.items():
         result = report[mode]
         lines.append(f"### {title}: recall (precision) per transformation")
         headers = ["transformation", "median d", *[f"T={t}" for t in THRESHOLDS]]
@@ -221,11 +299,17 @@ def markdown(report: dict) -> str:
                 for name, v in result["transforms"].items()]
         overall = result["overall"]
         rows.append(["**all pairs: precision**", "", *[f"{overall[t]['precision']:.3f} ({overall[t]['fp_pairs']} FP)" for t in THRESHOLDS]])
+        rows.append(["**all pairs: recall**", "", *[f"{overall[t]['pair_recall']:.3f}" for t in THRESHOLDS]])
+        rows.append(["**FP of which grey copy ~ colourway**", "", *[str(overall[t]["fp_grey_vs_colourway"]) for t in THRESHOLDS]])
+        rows.append([f"**colourways kept apart** ({report['n_colourways']})", "",
+                     *[f"{result['colourways_apart'][t]:.2f}" for t in THRESHOLDS]])
         lines += [markdown_table(headers, rows), ""]
-    lines.append(f"### Colour-check limit at T={DEFAULT_THRESHOLD}: false pairs vs recall on the hard transformations")
-    rows = [[r["limit"] if r["limit"] is not None else "off", r["fp_pairs"], f"{r['precision']:.4f}", *[f"{r[n]:.2f}" for n in HARD]]
-            for r in report["sweep"]]
-    lines += [markdown_table(["limit", "FP pairs", "precision", *HARD], rows), ""]
+    lines.append(f"### Colour-check limit at T={DEFAULT_THRESHOLD}, before and after, side by side: false pairs, "
+                 "colourways kept apart, recall on the hard transformations")
+    rows = [[r["check"], r["limit"] if r["limit"] is not None else "off", f"{r['fp_pairs']} ({r['fp_grey_vs_colourway']})",
+             f"{r['precision']:.4f}",
+             f"{r['pair_recall']:.3f}", f"{r['colourways_apart']:.2f}", *[f"{r[n]:.2f}" for n in HARD]] for r in report["sweep"]]
+    lines += [markdown_table(["check", "limit", "FP pairs (grey copy ~ colourway)", "precision", "pair recall", "colourways apart", *HARD], rows), ""]
     lines.append(report["conclusion"])
     return "\n".join(lines) + "\n"
 
@@ -242,11 +326,14 @@ def main() -> dict:
     hashes = np.array([h.phash for h in hashed], dtype=np.uint64)
     mirrors = np.array([h.phash_mirror for h in hashed], dtype=np.uint64)
     thumbs = phash.thumbs_from_bytes([h.thumb for h in hashed])
-    report = {"n_bases": kind.count("base"), "n_files": len(files), "hash_seconds": hash_seconds}
-    for mode, (_, use_mirrors, limit) in MODES.items():
-        report[mode] = evaluate(hashes, mirrors, thumbs, source, kind, use_mirrors, limit)
+    report = {"n_bases": kind.count("base"), "n_colourways": kind.count("colourway"), "n_files": len(files),
+              "hash_seconds": hash_seconds, "measured": time.strftime("%Y-%m-%d"), "device": device()}
+    for mode, (_, use_mirrors, limit, check) in MODES.items():
+        report[mode] = evaluate(hashes, mirrors, thumbs, source, kind, use_mirrors, limit, check)
     report["sweep"] = sweep(hashes, mirrors, thumbs, source, kind)
-    report["n_natural"] = len(base_images())
+    natural = base_images()
+    report["n_natural"] = len(natural)
+    report["sources"] = sorted({name.split("/")[0] for name in natural})  # scikit-learn's two only when installed
     report["conclusion"] = conclusion(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / "dedup_quality.json", report, indent=1)
@@ -255,15 +342,31 @@ def main() -> dict:
     return report
 
 
+def device() -> str:
+    import platform
+
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, no GPU used"
+
+
 def conclusion(report: dict) -> str:
-    plain, verified = report["plain"]["overall"], report["verified"]["overall"]
+    plain, before, after = report["plain"], report["before"], report["verified"]
     t = DEFAULT_THRESHOLD
-    clean = [k for k in THRESHOLDS if plain[k]["fp_pairs"] == 0]
+    clean = [k for k in THRESHOLDS if plain["overall"][k]["fp_pairs"] == 0]
     largest = f"T={max(clean)}" if clean else "none of the thresholds tried"
-    return (f"pHash alone: largest threshold with no false pair over the whole pool is {largest}; at the default "
-            f"T={t} it has {plain[t]['fp_pairs']} false pairs (precision {plain[t]['precision']:.4f}). With the colour "
-            f"check ({DEFAULT_MAX_THUMB_DISTANCE}): {verified[t]['fp_pairs']} false pairs (precision "
-            f"{verified[t]['precision']:.4f}). Rationale for the defaults: `fashion_pipeline/dedup/dataset.py` docstring.\n")
+
+    def line(name, result):
+        o = result["overall"][t]
+        tr = result["transforms"]
+        return (f"{name}: {o['fp_pairs']} false pairs ({o['fp_grey_vs_colourway']} of them a black-and-white copy ~ a "
+                f"colourway of its picture; precision {o['precision']:.4f}), pair recall {o['pair_recall']:.3f}, "
+                f"greyscale recall {tr['greyscale'][t]['recall']:.2f}, desaturated {tr['desaturate_70pct'][t]['recall']:.2f}, "
+                f"sepia {tr['sepia'][t]['recall']:.2f}, hue shift {tr['hue_shift'][t]['recall']:.2f}, "
+                f"colourways kept apart {result['colourways_apart'][t]:.2f}")
+
+    return (f"Measured {report['measured']} on {report['device']}. pHash alone: largest threshold with no false pair over "
+            f"the whole pool is {largest}. At the default T={t}: {line('pHash alone', plain)}. "
+            f"{line('Before (per-channel colour check)', before)}. {line('After (pipeline default)', after)}. "
+            "Rationale for the defaults: `fashion_pipeline/dedup/dataset.py` docstring.\n")
 
 
 if __name__ == "__main__":

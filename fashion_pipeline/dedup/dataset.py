@@ -15,7 +15,7 @@ Steps, each a function below so tests and the CLI reach them without Dagster:
 Defaults, from ``bench/dedup_quality.py`` (93 distinct base pictures x 20 transformations; full
 tables in bench/results/dedup_quality.md) and the embedded site's planted duplicates:
 
-* **Threshold 10 bits of 64.** pHash alone at 10 bits: recall 0.99 on JPEG re-encodes down to
+* **Threshold 10 bits of 64.** (Figures of the 2026-11-22 run, before colourways joined the pool.) pHash alone at 10 bits: recall 0.99 on JPEG re-encodes down to
   q30, downscales to 236/474/736 px, PNG<->JPEG and brightness/contrast/saturation/greyscale
   changes (the miss is a chessboard, whose pHash is unstable), 0.88-0.96 on 2-10 % uniform borders
   (trimmed first, see ``phash.py``), 0.95 on 2 % crops and hue shifts, 0.44 on 5 % crops; 4 false
@@ -24,12 +24,17 @@ tables in bench/results/dedup_quality.md) and the embedded site's planted duplic
 * **Colour check 0.25.** pHash sees only the coarse grey layout, and runway pictures share one:
   on the embedded site most pHash pairs at 10 bits were *different* looks on the same backdrop
   (24 of 28 on a 336-image scrape: planted-pair precision 0.15). Each candidate pair is therefore
-  confirmed on standardised 16x16 colour thumbnails (``phash.thumbnail_distance``): with the limit
-  0.25, the benchmark pool has 0 false pairs at every threshold up to 16, and the embedded site's
-  planted pairs are all found. It costs recall where colours or framing really change (greyscale
-  0.99 -> 0.77, 5 % crops 0.44 -> 0.26, borders -> 0.87-0.90); 0.3-0.4 recovers part of that for
-  1-2 false pairs on the benchmark. ``max_thumb_distance=None`` (asset config
-  ``verify_colour=False``) turns it off.
+  confirmed on 16x16 colour thumbnails (``phash.thumbnail_distance``): per-channel standardised
+  colour when both sides are in colour; luminance alone when one side is black and white, toned
+  monochrome or clearly desaturated (a greyscale repost); and refused when both carry colour but
+  their hues disagree (another colourway of the garment). Measured 2026-12-01 against the
+  per-channel check alone, same run (83 bases, 40 colourways made by turning a picture's dominant
+  colour 120 degrees): greyscale recall 0.81 -> 0.99, sepia 0.82 -> 0.99, 70 % desaturated
+  0.93 -> 0.99, colourways kept apart 0.60 -> 0.97, false pairs 328 -> 106, of which 78 are a grey
+  copy ~ a colourway of its picture, which no pairwise check can split (same luminance): the
+  clustering lets a grey copy join one colourway, never merge two (``cluster_pairs``), and keeps a
+  colour copy over a grey one. Borders and crops cost recall as before (5 % crops 0.40 -> 0.22).
+  ``max_thumb_distance=None`` (asset config ``verify_colour=False``) turns it off.
 * **Mirrors off.** ``match_mirrors`` finds left-right flipped copies (recall 0 -> 0.99) for a few
   more false pairs; flipped reposts are rare, so it is opt-in.
 """
