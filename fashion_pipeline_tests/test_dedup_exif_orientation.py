@@ -106,11 +106,18 @@ def test_detection_cropping_and_training_sets_decode_upright(tagged, tmp_path):
     assert out["crop_side"] == square[2] - square[0]
 
 
-def test_masks_and_patches_decode_upright(tagged):
+def test_masks_and_patches_decode_upright(tagged, tmp_path):
     from fashion_pipeline.garments import grabcut, patches
 
     assert close_to_upright(grabcut.read_rgb(tagged))
-    assert close_to_upright(patches._read_rgb(tagged))
+    folder = tmp_path / "patterns" / "florals"  # a user's pattern folder: centre square, 64 x 64
+    folder.mkdir(parents=True)
+    (folder / "photo.jpg").write_bytes(tagged.read_bytes())
+    picture = upright()
+    side = min(picture.size)
+    left, top = (picture.width - side) // 2, (picture.height - side) // 2
+    expected = picture.crop((left, top, left + side, top + side)).resize((patches.PATCH_SIZE,) * 2, Image.Resampling.LANCZOS)
+    assert close_to_upright(patches.folder_patches(tmp_path / "patterns", "florals")[0], expected)
 
 
 def test_download_records_the_upright_size(tagged):

@@ -304,13 +304,13 @@ class Job:
 
 
 def read_rgb(path: str | Path) -> np.ndarray | None:
-    """The image as H x W x 3 uint8, its channels as stored (a grayscale file stays 2-D); None when unreadable."""
-    from PIL import Image
+    """The image upright (EXIF orientation applied) as H x W x 3 uint8, its channels as stored (a grayscale
+    file stays 2-D); None when unreadable."""
+    from fashion_pipeline.common.images import open_upright
 
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            return np.asarray(opened if opened.mode in ("L", "RGB") else opened.convert("RGB"))
+        opened = open_upright(path)
+        return np.asarray(opened if opened.mode in ("L", "RGB") else opened.convert("RGB"))
     except (OSError, ValueError):
         return None
 
@@ -396,8 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-side", type=int, default=GrabCutSettings.max_side)
     args = parser.parse_args(argv)
     settings = GrabCutSettings(method=args.method, iterations=args.iterations, margin=args.margin, max_side=args.max_side)
-    with Image.open(args.image) as opened:
-        image = np.asarray(opened.convert("RGB"))
+    from fashion_pipeline.common.images import open_upright
+
+    image = np.asarray(open_upright(args.image).convert("RGB"))
     result = segment(image, args.box, settings)
     if result.mask is None:
         raise SystemExit(f"skipped: {result.skip_reason}")

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fashion_pipeline.common.images import open_upright
+
 PATCH_SIZE = 64  # the DCGAN's input
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # The embedded generator's texture kinds (``fashion_pipeline.synthetic.figures.TEXTURES``). A real
@@ -110,8 +112,7 @@ def folder_patches(folder: str | Path, category: str) -> np.ndarray:
 
 def _square_64(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
+        image = open_upright(path).convert("RGB")  # EXIF orientation applied, as every stage decodes
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read pattern image {path}: {error}") from error
     side = min(image.size)
