@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tile-fraction", type=float, default=RestyleSettings.tile_fraction)
     parser.add_argument("--feather-px", type=float, default=RestyleSettings.feather_px)
     args = parser.parse_args(argv)
-    with Image.open(args.image) as opened:
-        image = np.asarray(opened.convert("RGB"))
-    with Image.open(args.pattern) as opened:
-        pattern = np.asarray(opened.convert("RGB"))
+    from fashion_pipeline.common.images import open_upright  # EXIF orientation applied, as every stage decodes
+
+    image = np.asarray(open_upright(args.image).convert("RGB"))
+    pattern = np.asarray(open_upright(args.pattern).convert("RGB"))
     settings = RestyleSettings(tile_fraction=args.tile_fraction, feather_px=args.feather_px)
     out = restyle(image, read_mask(args.mask), pattern, settings)
     atomic.write_bytes(args.out, render.png_bytes(Image.fromarray(out)))
