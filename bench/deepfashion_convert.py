@@ -1,8 +1,9 @@
 """Benchmark: convert a full-size DeepFashion annotation set (289,222 images) to COCO.
 
-Generates the four list files at full size in the published layout (about 5,600 item folders,
-official 209,222 / 40,000 / 40,000 partition) with tiny images: a handful of real JPEG files of
-DeepFashion's sizes, hardlinked under every image name, so headers are genuinely read per file.
+Generates the four list files at full size in the layout of today's download (``Anno_coarse/``,
+``Eval/``, ``Img/img/``; about 5,600 item folders, official 209,222 / 40,000 / 40,000 partition) with
+tiny images: a handful of real JPEG files of DeepFashion's sizes, hardlinked under every image
+name, so headers are genuinely read per file.
 Then it converts the set twice, each in its own process so peak RSS is that conversion's alone:
 
 - ``fashion_pipeline.deepfashion.convert`` (vectorised parsing, JPEG marker walk, compact JSON);
@@ -38,12 +39,14 @@ TARGET_SECONDS = 30.0
 TARGET_RSS_MB = 2048.0
 SIZES = ((300, 300), (200, 300), (205, 300), (300, 250), (240, 300))
 SPLIT_COUNTS = {"train": 209_222, "val": 40_000, "test": 40_000}
+LAYOUT_VERSION = 2  # 2: today's download (Anno_coarse/, Img/img/); 1 was Anno/ + img/ at the root
+ANNO = layout.CURRENT_ANNOTATION_DIR
 
 
 def generate_full_set(root: Path, images: int, seed: int = 0) -> None:
     """The list files for ``images`` images plus hardlinked tiny JPEGs; reused when already complete."""
     marker = root / "bench_set.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("images") == images:
+    if marker.is_file() and json.loads(marker.read_text()) == {"images": images, "layout": LAYOUT_VERSION}:
         return
     rng = np.random.default_rng(seed)
     templates = []
@@ -70,22 +73,22 @@ def generate_full_set(root: Path, images: int, seed: int = 0) -> None:
         x2, y2 = rng.integers(width // 2, width + 1), rng.integers(height // 2, height + 1)
         box_rows.append(f"{name.ljust(71)}{x1:03d} {y1:03d} {x2:03d} {y2:03d}")
     files = {
-        layout.CATEGORY_CLOTH: ("category_name  category_type", [f"{n.ljust(29)}{t}" for n, t in layout.CATEGORIES]),
-        layout.CATEGORY_IMG: ("image_name  category_label", [f"{n.ljust(71)}{label}" for n, label in zip(names, labels)]),
-        layout.BBOX: ("image_name  x_1  y_1  x_2  y_2", box_rows),
+        f"{ANNO}/{layout.CATEGORY_CLOTH_FILE}": ("category_name  category_type", [f"{n.ljust(15)}{t}" for n, t in layout.CATEGORIES]),
+        f"{ANNO}/{layout.CATEGORY_IMG_FILE}": ("image_name  category_label", [f"{n.ljust(71)}{label}" for n, label in zip(names, labels)]),
+        f"{ANNO}/{layout.BBOX_FILE}": ("image_name  x_1  y_1  x_2  y_2", box_rows),
         layout.EVAL_PARTITION: ("image_name  evaluation_status", [f"{n.ljust(71)}{s}" for n, s in zip(names, statuses)]),
     }
     for relative, (header, rows) in files.items():
         write_text(root / relative, f"{len(rows)}\n{header}\n" + "\n".join(rows) + "\n")
     made_folders = set()
     for name, template in zip(names, template_ids):
-        path = root / name
+        path = root / layout.CURRENT_IMAGE_ROOT / name  # list names are img/..., relative to Img/
         if path.parent not in made_folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             made_folders.add(path.parent)
         if not path.exists():
             os.link(templates[template][0], path)
-    write_text(marker, json.dumps({"images": images}))
+    write_text(marker, json.dumps({"images": images, "layout": LAYOUT_VERSION}))
 
 
 def run_measured(code: str) -> tuple[float, float, float, str]:
@@ -118,13 +121,13 @@ root = Path({root!r})
 def rows(name):
     lines = (root / name).read_text().splitlines()
     return [line.split() for line in lines[2:] if line.strip()]
-types = [int(r[1]) for r in rows("Anno/list_category_cloth.txt")]
-labels = {{r[0]: int(r[1]) for r in rows("Anno/list_category_img.txt")}}
-boxes = {{r[0]: [int(v) for v in r[1:5]] for r in rows("Anno/list_bbox.txt")}}
+types = [int(r[1]) for r in rows("Anno_coarse/list_category_cloth.txt")]
+labels = {{r[0]: int(r[1]) for r in rows("Anno_coarse/list_category_img.txt")}}
+boxes = {{r[0]: [int(v) for v in r[1:5]] for r in rows("Anno_coarse/list_bbox.txt")}}
 splits = {{r[0]: r[1] for r in rows("Eval/list_eval_partition.txt")}}
 docs = {{s: {{"images": [], "annotations": [], "categories": [{{"id": i, "name": n}} for i, n in ((1, "upper"), (2, "lower"), (3, "full"))]}} for s in ("train", "val", "test")}}
 for image_id, (name, label) in enumerate(labels.items(), 1):
-    width, height = Image.open(root / name).size
+    width, height = Image.open(root / "Img" / name).size
     x1, y1, x2, y2 = boxes[name]
     doc = docs[splits[name]]
     doc["images"].append({{"id": image_id, "file_name": name, "width": width, "height": height}})

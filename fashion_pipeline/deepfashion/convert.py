@@ -262,7 +262,8 @@ def validate_images(root: Path, lay: layout.Layout, table: pd.DataFrame, categor
     table["category_name"] = categories["category_name"].to_numpy()[label_index]
 
     image_root = (root / lay.image_root).resolve()
-    file_names = [lay.file_name(name) for name in table["image_name"].tolist()]
+    names = table["image_name"].tolist()
+    file_names = [lay.file_name(name) for name in names] if lay.strip_prefix else names  # as listed, mostly
     prefix = str(image_root) + "/"
     sizes = header_sizes([prefix + name if name is not None else "" for name in file_names], workers=workers)
     missing = np.fromiter((size is None for size in sizes), dtype=bool, count=len(sizes))
