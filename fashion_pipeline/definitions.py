@@ -57,9 +57,15 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
 # Every stage's DEMO_RUN_CONFIG merged: `make demo`'s settings, the demo jobs' config, and the
 # defaults when FASHION_PIPELINE_SETTINGS=demo.
 DEMO_RUN_CONFIG = settings.merge_demo_run_config(STAGES)
-_STAGE_DEFS = dg.Definitions.merge(*(module.defs for module in STAGES))
+
+
+def _stage_defs() -> dg.Definitions:
+    # Not kept at module scope: Dagster loads a module holding exactly one Definitions object.
+    return dg.Definitions.merge(*(module.defs for module in STAGES))
+
+
 # The assets as the stages define them: their config defaults are the thesis's settings.
-STAGE_ASSETS = list(_STAGE_DEFS.assets or [])
+STAGE_ASSETS = list(_stage_defs().assets or [])
 
 
 def build_defs() -> dg.Definitions:
@@ -68,14 +74,15 @@ def build_defs() -> dg.Definitions:
         resources.update(module.resources())
     # Local or Kubernetes is configuration only: FASHION_PIPELINE_DEPLOYMENT picks the executor (docs/deploy.md).
     gpu_ops = deployment.gpu_pool_ops(STAGE_ASSETS)
+    stages = _stage_defs()
     return dg.Definitions(
         # The profile (FASHION_PIPELINE_SETTINGS) sets the defaults a run without config gets.
         assets=settings.apply_profile(STAGE_ASSETS, DEMO_RUN_CONFIG),
-        asset_checks=[*(_STAGE_DEFS.asset_checks or []), 
+        asset_checks=[*(stages.asset_checks or []),
                       *staleness.partitions_in_sync_checks(STAGE_ASSETS, lambda: defs.resolve_asset_graph())],
-        jobs=[*(_STAGE_DEFS.jobs or []), *settings.settings_jobs(STAGE_ASSETS, DEMO_RUN_CONFIG)],
-        schedules=list(_STAGE_DEFS.schedules or []),
-        sensors=[*(_STAGE_DEFS.sensors or []), automation_sensor()],
+        jobs=[*(stages.jobs or []), *settings.settings_jobs(STAGE_ASSETS, DEMO_RUN_CONFIG)],
+        schedules=list(stages.schedules or []),
+        sensors=[*(stages.sensors or []), automation_sensor()],
         resources=resources,
         executor=deployment.executor(gpu_ops),
     )

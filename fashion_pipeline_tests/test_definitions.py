@@ -113,3 +113,17 @@ def test_instance_config_defines_gpu_pool_limit(tmp_path):
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_automation_runs_by_default():
+    from fashion_pipeline.definitions import AUTOMATION_SENSOR_NAME
+
+    sensors = {sensor.name: sensor for sensor in defs.get_repository_def().sensor_defs}
+    # Ours replaces Dagster's implicit default_automation_condition_sensor, which starts STOPPED.
+    assert set(sensors) == {AUTOMATION_SENSOR_NAME}
+    sensor = sensors[AUTOMATION_SENSOR_NAME]
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    graph = defs.resolve_asset_graph()
+    conditioned = {key for key in graph.get_all_asset_keys() if graph.get(key).automation_condition is not None}
+    assert conditioned and conditioned <= sensor.asset_selection.resolve(graph)
