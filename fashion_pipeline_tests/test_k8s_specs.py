@@ -36,6 +36,22 @@ PG_SECRET = VALUES["global"]["postgresqlSecretName"]
 # Present in this process's environment, as the secrets would be in the daemon's: none may reach a spec.
 SECRET_VALUES = {"DAGSTER_PG_PASSWORD": "pg-5e1f0c-never-in-a-spec", "PINTEREST_PASSWORD": "pin-93ab7d-never-in-a-spec"}
 GPU_ASSETS = ("fashion_detector", "dcgan")
+# The Kubernetes version the rendered manifests are validated against (kubernetes-validate's newest schemas).
+KUBERNETES_VERSION = "1.37.0"
+IMAGE_UID = 1000  # the Dockerfile's `useradd --uid 1000`
+
+# The values the chart's templates read, by block; anything else in these blocks is ignored by the chart.
+# From templates/helpers/instance/_run-launcher.tpl ("dagsterYaml.runLauncher.k8s") and the concurrency
+# helper ("dagsterYaml.concurrency"), which configmap-instance.yaml renders only when concurrency.enabled.
+K8S_RUN_LAUNCHER_KEYS = {"loadInclusterConfig", "kubeconfigFile", "jobNamespace", "imagePullPolicy", "image",
+                         "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "resources",
+                         "failPodOnRunFailure", "schedulerName", "securityContext", "runK8sConfig"}
+RUN_K8S_CONFIG_KEYS = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config",
+                       "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
+                       "jobMetadata": "job_metadata"}
+CONCURRENCY_KEYS = {"enabled", "pools", "runs"}
+POOL_KEYS = {"defaultLimit": "default_limit", "granularity": "granularity",
+             "opGranularityRunBuffer": "op_granularity_run_buffer"}
 
 
 def _user_env() -> dict[str, str]:
@@ -53,6 +69,8 @@ def _launcher_config(kubeconfig: Path) -> dict:
         "env_config_maps": [f"{RELEASE}-pipeline-env"], "env_secrets": [s["name"] for s in cfg["envSecrets"]],
         "env_vars": cfg["envVars"], "volume_mounts": cfg["volumeMounts"], "volumes": cfg["volumes"],
         "resources": cfg["resources"],
+        # runK8sConfig's camelCase keys become run_k8s_config's snake_case ones (the template's own mapping)
+        "run_k8s_config": {RUN_K8S_CONFIG_KEYS[key]: value for key, value in cfg.get("runK8sConfig", {}).items()},
     }
 
 
@@ -255,3 +273,103 @@ def test_values_hold_no_credential():
     assert VALUES["generatePostgresqlPasswordSecret"] is False
     for env in VALUES["runLauncher"]["config"]["k8sRunLauncher"]["envVars"] + [e["name"] for e in USER_CODE["env"]]:
         assert not any(w in env.upper() for w in ("PASSWORD", "TOKEN", "SECRET")), env
+
+
+def chart_ignored_values(values: dict) -> list[str]:
+    """Values the chart's templates would silently drop: unknown keys, or a concurrency block left disabled."""
+    problems = []
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    problems += [f"runLauncher.config.k8sRunLauncher.{k}" for k in sorted(set(launcher) - K8S_RUN_LAUNCHER_KEYS)]
+    run_config = launcher.get("runK8sConfig", {})
+    problems += [f"runLauncher.config.k8sRunLauncher.runK8sConfig.{k}" for k in sorted(set(run_config) - set(RUN_K8S_CONFIG_KEYS))]
+    concurrency = values.get("concurrency", {})
+    problems += [f"concurrency.{k}" for k in sorted(set(concurrency) - CONCURRENCY_KEYS)]
+    problems += [f"concurrency.pools.{k}" for k in sorted(set(concurrency.get("pools", {})) - set(POOL_KEYS))]
+    if concurrency and concurrency.get("enabled") is not True:
+        problems.append("concurrency (not rendered into dagster.yaml unless concurrency.enabled: true)")
+    return problems
+
+
+def rendered_concurrency(values: dict) -> dict | None:
+    """The dagster.yaml ``concurrency`` block the chart writes (None when it writes none)."""
+    concurrency = values.get("concurrency", {})
+    if not concurrency.get("enabled"):
+        return None
+    pools = {POOL_KEYS[k]: v for k, v in concurrency.get("pools", {}).items() if k in POOL_KEYS and v is not None}
+    return {"pools": pools} if pools else {}
+
+
+def test_the_chart_renders_every_value_we_set():
+    assert chart_ignored_values(VALUES) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda v: v["concurrency"].pop("enabled"), "concurrency (not rendered"),
+    (lambda v: v["concurrency"]["pools"].update(limit=4), "concurrency.pools.limit"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(podSecurityContext={"fsGroup": 1000}),
+     "k8sRunLauncher.podSecurityContext"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"].update(pod_spec_config={}),
+     "runK8sConfig.pod_spec_config"),
+])
+def test_a_value_the_chart_ignores_fails(mutate, expected):
+    values = json.loads(json.dumps(VALUES))
+    mutate(values)
+    problems = chart_ignored_values(values)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_the_rendered_pool_limits_reach_the_instance(tmp_path):
+    block = rendered_concurrency(VALUES)
+    assert block is not None, "the chart writes no concurrency block: every pool unlimited"
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({"concurrency": block, "telemetry": {"enabled": False}}))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:  # Dagster's own instance config schema
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.default_pool_limit == 1  # the pinterest pool: one Chromium pod at a time
+        assert pools.pool_granularity.value == "op"
+
+
+def _security_context(job: dict) -> dict:
+    return job["spec"]["template"]["spec"].get("securityContext") or {}
+
+
+def test_run_and_step_pods_can_write_the_data_volume(launcher):
+    run_launcher, instance, batch_api = launcher
+    run = _run(instance)
+    run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    run_job = _as_dict(batch_api.create_namespaced_job.call_args.kwargs["body"])
+    executor_config, gpu_ops = _executor_config()
+    step_jobs = [_as_dict(_step_job(run_launcher, run, op, executor_config)) for op in [*gpu_ops, "pinterest_images"]]
+    for job in [run_job, *step_jobs]:
+        context = _security_context(job)
+        # the image's uid, and a pod fsGroup so the kubelet gives the mounted volume to its group
+        assert context["runAsUser"] == context["fsGroup"] == IMAGE_UID, job["metadata"]["name"]
+        assert context["runAsNonRoot"] is True
+
+
+def test_every_rendered_manifest_is_valid_kubernetes(launcher):
+    import kubernetes_validate
+
+    run_launcher, instance, batch_api = launcher
+    run = _run(instance)
+    run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    manifests = {"run pod": _as_dict(batch_api.create_namespaced_job.call_args.kwargs["body"])}
+    executor_config, gpu_ops = _executor_config()
+    for op in [*gpu_ops, "deepfashion_coco", "pinterest_images"]:
+        manifests[f"step pod {op}"] = _as_dict(_step_job(run_launcher, run, op, executor_config))
+    manifests["data volume"] = yaml.safe_load((REPO / "deploy" / "k8s" / "data-volume.yaml").read_text())
+    for name, manifest in manifests.items():
+        manifest.setdefault("apiVersion", "batch/v1")
+        manifest.setdefault("kind", "Job")
+        try:  # strict: a field Kubernetes does not know is an error, not ignored
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError(f"{name}: {error.path}: {error.message}") from None
+
+
+def test_the_validator_rejects_a_broken_manifest():
+    import kubernetes_validate
+
+    volume = yaml.safe_load((REPO / "deploy" / "k8s" / "data-volume.yaml").read_text())
+    volume["spec"]["accessMode"] = ["ReadWriteMany"]  # a typo of accessModes
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(volume, KUBERNETES_VERSION, strict=True)
