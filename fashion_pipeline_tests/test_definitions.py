@@ -18,6 +18,8 @@ EXPECTED_ASSETS = {
     "pattern_patches",
     "pattern_dcgan",
     "restyled_garments",
+    "tryon_pairs",
+    "tryon_report",
 }
 
 
