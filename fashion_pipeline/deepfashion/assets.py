@@ -1,29 +1,34 @@
 """Dagster layer of the DeepFashion stage: the ``deepfashion_coco`` asset and its blocking check.
 
 The work is in ``convert`` (list files -> COCO) and ``sample`` (the embedded synthetic data); this
-module passes config, picks the source and reports metadata. (No ``from __future__ import annotations``:
+module passes config, picks the source and reports metadata. Each conversion is written into a
+folder of its own, ``deepfashion_coco/v/<input key>/`` (``common.versions``), published by one rename;
+the key is the root's content fingerprint, its path, the config and ``CODE_VERSION``, so a rerun on an
+unchanged root reuses the folder and writes nothing, and a failed run never touches a recorded folder. (No ``from __future__ import annotations``:
 Dagster reads the parameter annotations to find config and resources.)
 """
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
+from fashion_pipeline.common import lineage, versions
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.render import grid_markdown, markdown_table
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.deepfashion import layout
-from fashion_pipeline.deepfashion.convert import SKIP_REASONS, ConversionResult, ConvertOptions, convert
+from fashion_pipeline.deepfashion.convert import SKIP_REASONS, ConversionResult, ConvertOptions, convert, source_fingerprint
 from fashion_pipeline.deepfashion.preview import boxed_samples
 from fashion_pipeline.deepfashion.resources import DeepFashionSource, source_from_env
 from fashion_pipeline.deepfashion.sample import SampleSpec
 
 ASSET_NAME = "deepfashion_coco"
 # Bump when a code change alters the JSON written for the same input: downstream turns stale.
-CODE_VERSION = "3"  # 3: any published layout; info.layout/annotation_set; image_root = the Img/ folder
+CODE_VERSION = "4"  # 4: one folder per materialization (v/<input key>/); 3: any published layout, info.layout
 
 
 class DeepFashionCocoConfig(dg.Config):
@@ -54,17 +59,40 @@ def deepfashion_coco(
     context: dg.AssetExecutionContext, config: DeepFashionCocoConfig, data_root: DataRoot, deepfashion: DeepFashionSource
 ) -> dg.MaterializeResult:
     root = deepfashion.prepare(data_root.path, SampleSpec(images=config.sample_images, seed=config.seed))
-    context.log.info(f"converting {deepfashion.kind} at {root}")
-    result = convert(root, data_root.asset_dir(ASSET_NAME), ConvertOptions(split=config.split, seed=config.seed,
-                                                                            on_bad=config.on_bad,
-                                                                            annotations=config.annotations))
+    options = ConvertOptions(split=config.split, seed=config.seed, on_bad=config.on_bad, annotations=config.annotations)
+    key = folder_key(root, config)
+    published = versions.find(data_root.path, ASSET_NAME, version=key)
+    if published is None:  # else: the same root content, config and code as an earlier run: reused, nothing written
+        context.log.info(f"converting {deepfashion.kind} at {root}")
+        with versions.staging(data_root.path, ASSET_NAME) as out:  # removed if the conversion raises
+            convert(root, out.dir, options, relative_base=data_root.path)
+            published = out.publish(key)
+    else:
+        context.log.info(f"{deepfashion.kind} at {root} unchanged since the conversion in {published.relative}: reused")
+    result = published_result(published)
     context.log.info(f"layout: {result.summary['layout']['description']}")
     if result.summary["images_skipped"]:
         context.log.warning(f"skipped {result.summary['images_skipped']} images: {result.summary['skipped']}")
     metadata = conversion_metadata(result, data_root.path, deepfashion.kind, config.preview_images, config.seed)
     digests = split_digests(result.paths)
     metadata.update({f"{split}_sha256": digest for split, digest in digests.items()})
+    metadata.update(lineage.folder_metadata(published))
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(combine(digests.values())))
+
+
+def folder_key(root: Path, config: DeepFashionCocoConfig) -> str:
+    """The output folder's name: code version, the root (its path: an external root is stored absolute in
+    ``info.image_root``) and its content fingerprint, and the config that changes the JSON (not the preview)."""
+    settings = config.model_dump(exclude={"preview_images"})
+    return versions.input_key(CODE_VERSION, str(root), source_fingerprint(root, config.annotations), settings)
+
+
+def published_result(published: versions.Published) -> ConversionResult:
+    """The conversion as its folder holds it (``summary.json`` and the split files), new or reused."""
+    summary = json.loads(published.file("summary.json").read_text())
+    paths = {split: published.file(f"{split}.json") for split in layout.SPLITS}
+    paths["summary"] = published.file("summary.json")
+    return ConversionResult(summary=summary, paths=paths)
 
 
 def split_digests(paths: dict) -> dict[str, str]:
@@ -83,7 +111,7 @@ def conversion_metadata(result: ConversionResult, data_root: Path, source_kind: 
         "annotation_dir": dg.MetadataValue.text(summary["layout"]["annotation_dir"]),
         "image_dir": dg.MetadataValue.text(summary["layout"]["image_dir"]),
         "images_listed": int(summary["images_listed"]),
-        # relative to the deepfashion_coco folder for the embedded sample; absolute for an external DEEPFASHION_ROOT
+        # relative to the split files' folder for the embedded sample; absolute for an external DEEPFASHION_ROOT
         "image_root": dg.MetadataValue.text(summary["image_root"]),
         "split_mode": summary["split_mode"],
         "images_total": summary["images_kept"],
@@ -113,13 +141,15 @@ def conversion_metadata(result: ConversionResult, data_root: Path, source_kind: 
 
 @dg.asset_check(asset=deepfashion_coco, blocking=True,
                 description="Each split loads in pycocotools; train is non-empty; boxes lie inside their images.")
-def deepfashion_coco_valid(data_root: DataRoot) -> dg.AssetCheckResult:
+def deepfashion_coco_valid(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    """Evaluates the files of the materialization it targets (the latest, which this run just recorded), read from
+    its own folder: a failure refuses that materialization downstream and leaves earlier folders as they were."""
     from pycocotools.coco import COCO
 
-    folder = data_root.path / ASSET_NAME
+    recorded = lineage.require_latest(context.instance, ASSET_NAME)
     problems, counts = [], {}
     for split in layout.SPLITS:
-        path = folder / f"{split}.json"
+        path = recorded.path(data_root.path, f"{split}_path")
         if not path.is_file():
             problems.append(f"{path} is missing")
             continue
@@ -131,6 +161,7 @@ def deepfashion_coco_valid(data_root: DataRoot) -> dg.AssetCheckResult:
         problems.append("train split is empty")
     return dg.AssetCheckResult(passed=not problems, metadata={
         **{f"{split}_images": n for split, n in counts.items()},
+        "folder": dg.MetadataValue.path(str(recorded.get(lineage.FOLDER_KEY, "?"))),
         "problems": dg.MetadataValue.json(problems[:20]),
     })
 

@@ -44,6 +44,7 @@ CLI: ``python -m fashion_pipeline.deepfashion.convert --root R --out DIR [--spli
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import json.encoder
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from fashion_pipeline.common.atomic import write_text
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.deepfashion import layout
 from fashion_pipeline.deepfashion.image_headers import header_sizes
 from fashion_pipeline.deepfashion.layout import LayoutError
@@ -331,17 +333,59 @@ def split_counts(rows: pd.DataFrame) -> dict:
     }
 
 
-def stored_image_root(root: Path, out_dir: Path) -> str:
-    """The image root as written into the JSON: relative to ``out_dir`` when both share its parent
-    (one data root that can move as a whole), absolute for an external DeepFashion folder."""
+def stored_image_root(root: Path, out_dir: Path, base: Path | None = None) -> str:
+    """The image root as written into the JSON: relative to ``out_dir`` when both lie under ``base``
+    (default ``out_dir``'s parent; the asset passes the data root: one root that can move as a whole),
+    absolute for an external DeepFashion folder. A staging folder and the ``v/<key>`` folder it is
+    renamed to lie at the same depth, so the relative path stays right after publishing."""
     root, out_dir = Path(root).resolve(), Path(out_dir).resolve()
-    if root.is_relative_to(out_dir.parent):
+    base = Path(base).resolve() if base is not None else out_dir.parent
+    if root.is_relative_to(base) and out_dir.is_relative_to(base):
         return os.path.relpath(root, out_dir)
     return str(root)
 
 
-def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = ConvertOptions()) -> ConversionResult:
-    """Convert the DeepFashion root into ``out_dir/{train,val,test}.json`` and ``out_dir/summary.json``."""
+def source_fingerprint(root: Path | str, annotations: str = "auto") -> str:
+    """What a conversion of ``root`` reads, cheaply: the chosen list files' contents (sha256) and every
+    file under the image folder by relative path, size and mtime (a stat, no decode). The asset names
+    its output folder with it, so a rerun on an unchanged root reuses the folder and writes nothing;
+    an image added, removed or replaced changes it."""
+    root = Path(root).resolve()
+    lay = layout.detect_layout(root, annotations)
+    if lay.annotation_set == "coarse":
+        names = [lay.path(name) for name in layout.COARSE_FILES] + [layout.EVAL_PARTITION]
+    else:
+        names = [lay.path(name) for name in layout.FINE_FILES]
+    parts = [lay.description]
+    for name in names:
+        parts += [name, file_sha256(root / name) if (root / name).is_file() else "absent"]
+    parts.append(tree_stat_digest(root / lay.image_dir))
+    return combine(parts)
+
+
+def tree_stat_digest(folder: Path) -> str:
+    """sha256 of (relative path, size, mtime_ns) of every file under ``folder``, in sorted order."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for current, dirs, files in os.walk(folder, followlinks=True):  # the image folder may be a symlink
+        dirs.sort()
+        relative = os.path.relpath(current, folder)
+        for name in sorted(files):
+            try:
+                stat = os.stat(os.path.join(current, name))
+            except OSError:  # a dangling link: listed, but not an image
+                stat = None
+            line = f"{relative}/{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = ConvertOptions(),
+            relative_base: Path | str | None = None) -> ConversionResult:
+    """Convert the DeepFashion root into ``out_dir/{train,val,test}.json`` and ``out_dir/summary.json``.
+
+    ``relative_base``: ``info.image_root`` is stored relative to ``out_dir`` when the image folder lies
+    under it (``stored_image_root``); default ``out_dir``'s parent."""
     started = time.perf_counter()
     root, out_dir = Path(root).resolve(), Path(out_dir)
     lay = layout.detect_layout(root, options.annotations)
@@ -354,7 +398,7 @@ def convert(root: Path | str, out_dir: Path | str, options: ConvertOptions = Con
 
     paths: dict[str, Path] = {}
     counts: dict[str, dict] = {}
-    stored_root = stored_image_root(root / lay.image_root, out_dir)
+    stored_root = stored_image_root(root / lay.image_root, out_dir, relative_base)
     for split in layout.SPLITS:
         rows = table[splits == split]
         info = {"description": "DeepFashion Category and Attribute Prediction, boxes by category_type",
