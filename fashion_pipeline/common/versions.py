@@ -21,6 +21,7 @@ that already holds it. Plain Python, no Dagster.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -71,6 +72,12 @@ def find(data_root: Path, asset: str, *parts: str, version: str) -> Optional[Pub
     """The published ``v/<version>`` of this asset (partition), or None. Existing means complete: it appears by rename."""
     folder = home(data_root, asset, *parts) / VERSIONS / version
     return _published(Path(data_root), folder, reused=True) if folder.is_dir() else None
+
+
+def input_key(*parts) -> str:
+    """A deterministic asset's folder name: its code version, its inputs' data versions and its config (any
+    JSON-able parts). The same inputs name the same folder, so a rerun with nothing new finds it and writes nothing."""
+    return combine(json.dumps(part, sort_keys=True, default=str) for part in parts)
 
 
 def content_version(folder: Path) -> str:

@@ -58,9 +58,7 @@ def _detector_checkpoint(data_root: DataRoot, best: lineage.Recorded):
     return best.path(data_root.path, "checkpoint"), False
 
 
-def input_key(*parts) -> str:
-    """A deterministic asset's folder name: its inputs' data versions, its config and its code version."""
-    return combine(json.dumps(part, sort_keys=True, default=str) for part in parts)
+input_key = versions.input_key  # folder name of a deterministic asset: code version, inputs' data versions, config
 
 
 # ---------------------------------------------------------------- detections

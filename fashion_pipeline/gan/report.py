@@ -175,13 +175,14 @@ def _distances(fakes: np.ndarray, reals: np.ndarray, settings: ReportSettings) -
             "n_fake": len(fakes), "n_real": len(reals)}
 
 
-def quality_scores(layout: "Layout", runs: dict[str, list[str]], space: quality.FeatureSpace,
+def quality_scores(layout: "Layout | Path", runs: dict[str, list[str]], space: quality.FeatureSpace,
                    settings: ReportSettings) -> dict[str, dict]:
     """Per variant and seed: FID/KID of the fakes against the variant's own training set and against
     ``original`` (the common reference), and of an untrained generator of the same architecture against
     its own training set (the baseline). Returns {variant: {seed: entries}}."""
     feature_cache: dict[Path, np.ndarray] = {}
 
+    layout = layout if isinstance(layout, Layout) else Layout(Path(layout))  # a data root: the CLI's layout
     training_set_path = layout.training_set
 
     def real_features(variant: str, size: int) -> Optional[np.ndarray]:
