@@ -171,6 +171,10 @@ def test_gan_chain_backfill_resume_and_report(data_root):
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     first = json.loads((folders[str(_key("cropped", "0"))] / "history.json").read_text())
     assert [e["epoch"] for e in first["epochs"]] == [1]  # the 1-epoch materialization's folder is untouched
+    # The same again (make demo's rerun): the trainer has nothing left to do, the same generator, the same folder.
+    rerun = _metadata(dg.materialize([assets.dcgan], instance=instance, resources=resources,
+                                     partition_key=str(_key("cropped", "0")), run_config=_dcgan_config(2)), "dcgan")
+    assert rerun["folder"] == resumed["folder"] and rerun["folder_reused"] is True and rerun["epochs_this_run"] == 0
 
     report_config = {"ops": {"ablation_report": {"config": {"n_samples": 32, "kid_subset_size": 16, "kid_subsets": 5}}}}
     report = dg.materialize([assets.ablation_report], instance=instance, resources=resources, run_config=report_config)
