@@ -195,10 +195,10 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
     reader = layout.Layout(root, "test", int(pairs.require("height")), int(pairs.require("width")))
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = compute.torch_device()
-    space, distance = report.feature_models(_detector_checkpoint(context, config, data_root), device)
+    distance = report.feature_distance(_detector_checkpoint(context, config, data_root), device)
     folder = run_folder(data_root, "tryon_report", context.run.run_id)
     summary = report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
-                                                                config.kid_subsets), folder, space, distance)
+                                                                config.kid_subsets), folder, distance)
     stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
     return dg.MaterializeResult(
         metadata=_report_metadata(summary, folder, data_root, pairs),

@@ -104,27 +104,38 @@ Stages = Callable[["torch.Tensor"], list]  # noqa: F821  (N x 3 x H x W normalis
 
 
 class FeatureDistance:
-    """LPIPS-style distance in a fixed network's stages, without learned heads (see the module docstring)."""
+    """LPIPS-style distance in a fixed network's stages, without learned heads (see the module docstring).
 
-    def __init__(self, stages: Stages, description: str, device, scale: int = 2):
+    ``encode`` runs the network once per picture; its pooled last stage doubles as the KID/FID features
+    (the detector backbone's space of ``gan.quality``, at the pictures' own 4:3 size rather than squashed).
+    """
+
+    def __init__(self, stages: Stages, description: str, device, scale: int = 1):
         self.stages, self.description, self.device, self.scale = stages, description, device, scale
 
-    def __call__(self, a: np.ndarray, b: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Per-pair distances of two N x H x W x 3 uint8 stacks."""
+    def encode(self, images: np.ndarray, batch_size: int = 32) -> tuple[list, np.ndarray]:
+        """(per stage: N x C x h x w unit-normalised maps, N x C pooled last-stage features) of N x H x W x 3 uint8."""
         import torch
 
-        out = []
+        chunks, pooled = [], []
         with torch.no_grad():
-            for start in range(0, len(a), batch_size):
-                fa = self.stages(self._tensor(a[start:start + batch_size]))
-                fb = self.stages(self._tensor(b[start:start + batch_size]))
-                total = 0.0
-                for x, y in zip(fa, fb):
-                    x = x / (x.norm(dim=1, keepdim=True) + 1e-10)
-                    y = y / (y.norm(dim=1, keepdim=True) + 1e-10)
-                    total = total + ((x - y) ** 2).sum(dim=1).mean(dim=(1, 2))
-                out.append(total.cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+            for start in range(0, len(images), batch_size):
+                maps = self.stages(self._tensor(images[start:start + batch_size]))
+                chunks.append([x / (x.norm(dim=1, keepdim=True) + 1e-10) for x in maps])
+                pooled.append(maps[-1].mean(dim=(2, 3)).double().cpu().numpy())
+        return [torch.cat(stage) for stage in zip(*chunks)], np.concatenate(pooled)
+
+    @staticmethod
+    def between(a: list, b: list) -> np.ndarray:
+        """Per-pair distances of two ``encode`` results."""
+        total = 0.0
+        for x, y in zip(a, b):
+            total = total + ((x - y) ** 2).sum(dim=1).mean(dim=(1, 2))
+        return total.cpu().numpy()
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-pair distances of two N x H x W x 3 uint8 stacks."""
+        return self.between(self.encode(a)[0], self.encode(b)[0])
 
     def _tensor(self, images: np.ndarray):
         import torch
@@ -133,7 +144,7 @@ class FeatureDistance:
         from fashion_pipeline.gan.quality import IMAGENET_MEAN, IMAGENET_STD
 
         batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        if self.scale != 1:  # small pictures: the deeper stages would be a pixel or two
+        if self.scale != 1:
             batch = F.interpolate(batch, scale_factor=self.scale, mode="bilinear", align_corners=False)
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)

@@ -103,21 +103,21 @@ def run_methods(layout: Layout, pairs: list[Pair], settings: ReportSettings, out
     return result
 
 
-def feature_scores(outputs: Outputs, frame: pd.DataFrame, space, distance, subsets: int) -> tuple[pd.DataFrame, dict]:
-    """Adds the per-pair feature distance; returns KID (mean, std) and FID per method against the truths."""
+def feature_scores(outputs: Outputs, frame: pd.DataFrame, distance: metrics.FeatureDistance,
+                   subsets: int) -> tuple[pd.DataFrame, dict]:
+    """Adds the per-pair feature distance; returns KID (mean, std) and FID per method against the truths,
+    both from one pass of the network per picture (its pooled last stage is the KID/FID feature)."""
     from fashion_pipeline.gan import quality
 
-    truths = np.stack(outputs.truths)
-    truth_features = space.features(truths)
+    truth_maps, truth_features = distance.encode(np.stack(outputs.truths))
     frame = frame.copy()
     frame["feature_distance"] = np.nan
     distribution = {}
     for name, images in outputs.images.items():
-        stack = np.stack(images)
-        frame.loc[frame["method"] == name, "feature_distance"] = distance(stack, truths)
-        features = space.features(stack)
+        maps, features = distance.encode(np.stack(images))
+        frame.loc[frame["method"] == name, "feature_distance"] = distance.between(maps, truth_maps)
         kid, kid_std = quality.kernel_inception_distance(features, truth_features, subsets=subsets,
-                                                         subset_size=len(stack) // 2)
+                                                         subset_size=len(images) // 2)
         distribution[name] = {"kid": kid, "kid_std": kid_std, "fid": quality.fid_from_features(features, truth_features)}
     return frame, distribution
 
@@ -174,7 +174,7 @@ def _label_columns(picture: Image.Image, names: list[str], cell_width: int) -> I
     return out
 
 
-def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, space, distance) -> dict:
+def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, distance: metrics.FeatureDistance) -> dict:
     """The whole report under ``out_dir``; returns its summary (also written as report.json)."""
     started = time.perf_counter()
     pairs, setting = evaluation_pairs(layout, read_pairs(layout.root, layout.split))
@@ -184,13 +184,16 @@ def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, space,
         raise ValueError(f"{layout.root}: {len(pairs)} test pairs; KID needs at least 4")
     outputs = run_methods(layout, pairs, settings, out_dir)
     methods = [name for name in settings.methods if name not in outputs.unavailable]
-    frame, distribution = feature_scores(outputs, pd.DataFrame(outputs.rows), space, distance, settings.kid_subsets)
+    frame, distribution = feature_scores(outputs, pd.DataFrame(outputs.rows), distance, settings.kid_subsets)
     atomic.write_parquet(out_dir / "manifest.parquet", frame)
     summary = summarize(frame, distribution, methods)
     grid_image = grid(outputs, methods)
     _png(out_dir / "grid.png", np.asarray(grid_image))
     report = {"setting": setting, "pairs": len(pairs), "size": [layout.height, layout.width], "methods": summary,
-              "unavailable": outputs.unavailable, "feature_space": space.description,
+              "unavailable": outputs.unavailable,
+              "feature_space": f"{distance.description}; KID/FID on its pooled last stage",
+              "fid_note": f"FID from {len(pairs)} pictures per set: biased upwards when that is under the feature "
+                          "dimension; read KID",
               "feature_distance": distance.description, "seconds": round(time.perf_counter() - started, 1),
               "descriptions": {name: baselines.METHODS[name].description for name in methods}}
     atomic.write_json(out_dir / "report.json", report, indent=2)
@@ -204,7 +207,7 @@ def markdown(report: dict) -> str:
              "Means with 95% confidence intervals (Student's t over the pairs); KID ± its spread over subsets.", "",
              table(report["methods"]), "",
              f"- KID/FID features: {report['feature_space']}.",
-             f"- Feature distance: {report['feature_distance']}.",
+             f"- Feature distance: {report['feature_distance']}.", f"- {report['fid_note']}.",
              "- SSIM: 11-tap Gaussian window, sigma 1.5; changed region = either garment, and wherever the parse "
              "differs between the input and the truth."]
     lines += [f"- `{name}`: {text}" for name, text in report["descriptions"].items()]
@@ -212,27 +215,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def untrained_space(device):
-    """KID/FID features from a seeded, untrained ResNet-18: for tests and runs without a detector; labelled."""
-    import torch
-
-    from fashion_pipeline.gan.quality import FeatureSpace
-
-    model = metrics.untrained_resnet(device)
-    model.fc = torch.nn.Identity()
-    return FeatureSpace("untrained_resnet18", "untrained ResNet-18 (seed 0), pooled last stage, 128x128 input — "
-                        "not Inception, not trained: compare only within this report", model, 128, device)
-
-
-def feature_models(detector_checkpoint: str | None, device):
-    """(KID/FID feature space, feature distance): the trained detector's backbone when given, else untrained."""
-    from fashion_pipeline.gan import quality
-
+def feature_distance(detector_checkpoint: str | None, device) -> metrics.FeatureDistance:
+    """The trained detector's backbone when given, else a seeded untrained ResNet-18 (labelled as such)."""
     if detector_checkpoint:
-        return quality.detector_backbone_space(detector_checkpoint, device), metrics.detector_distance(detector_checkpoint, device)
-    model = metrics.untrained_resnet(device)
-    return untrained_space(device), metrics.FeatureDistance(
-        metrics.resnet_stages(model), "feature distance in an untrained ResNet-18's stages (not LPIPS)", device)
+        return metrics.detector_distance(detector_checkpoint, device)
+    return metrics.FeatureDistance(metrics.resnet_stages(metrics.untrained_resnet(device)),
+                                   "feature distance in an untrained ResNet-18's stages (seed 0; not LPIPS)", device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     device = torch.device("cpu")
-    space, distance = feature_models(args.detector_checkpoint, device)
     report = write_report(Layout(args.root, "test", args.height, args.height * 3 // 4),
-                          ReportSettings(max_pairs=args.max_pairs), Path(args.out), space, distance)
+                          ReportSettings(max_pairs=args.max_pairs), Path(args.out),
+                          feature_distance(args.detector_checkpoint, device))
     print(markdown(report))
     return 0
 
