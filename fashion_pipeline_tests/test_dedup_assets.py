@@ -37,6 +37,11 @@ def materialize(tmp_path, config: dict | None = None, instance=None):
     )
 
 
+def recorded_file(root, result, key: str):
+    """A file the materialization's metadata names (relative to the data root): its own build folder."""
+    return root / result.asset_materializations_for_node("pinterest_dataset")[0].metadata[key].value
+
+
 def check_results(result) -> dict[str, bool]:
     return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
 
@@ -55,7 +60,7 @@ def test_materialize_writes_dataset_and_reports_metadata(tmp_path):
     assert values["quarantine_reasons"] == {"undecodable": 1, "unreadable": 1}
     assert values["sample_duplicate_pairs"].count("](data:image/") == 2
     assert check_results(result) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
-    manifest = pd.read_parquet(tmp_path / "pinterest_dataset" / "manifest.parquet")
+    manifest = pd.read_parquet(recorded_file(tmp_path, result, "manifest"))
     assert len(manifest) == 5 and manifest["image_id"].is_unique
 
 
@@ -110,7 +115,7 @@ def test_merges_only_the_brands_of_the_current_brands_file(tmp_path, monkeypatch
     values = {k: getattr(v, "value", v) for k, v in result.asset_materializations_for_node("pinterest_dataset")[0].metadata.items()}
     assert values["brands_not_in_brands_file"] == "dior" and values["brands_never_scraped"] == "chanel"
     assert values["brands_merged"] == 2 and values["input_count"] == 6
-    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    mapping = pd.read_parquet(recorded_file(tmp_path, result, "mapping"))
     assert set(mapping["brand"]) == {"gucci", "prada"}
 
 
@@ -172,7 +177,7 @@ def test_a_brand_whose_latest_scrape_failed_is_served_from_its_last_healthy_scra
     assert values["brands_from_earlier_scrape"] == "gucci" and values["brands_left_out"] == "none"
     assert values["brands_merged"] == 3 and values["brands_from_latest_scrape"] == 2
     assert "| gucci | last healthy scrape |" in values["brand_sources"] and "scrape_health failed" in values["brand_sources"]
-    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    mapping = pd.read_parquet(recorded_file(tmp_path, result, "mapping"))
     assert sorted(mapping.loc[mapping["brand"] == "gucci", "pin_id"]) == sorted(healthy_gucci["pin_id"].astype(str))
     assert set(mapping["brand"]) == {"dior", "gucci", "prada"}
     assert check_results(result) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
@@ -187,7 +192,7 @@ def test_a_brand_with_no_healthy_scrape_is_left_out_and_the_others_merged(tmp_pa
     values = metadata_values(result)
     assert values["brands_left_out"] == "gucci" and values["brands_from_earlier_scrape"] == "none"
     assert values["brands_merged"] == 2 and "no earlier healthy scrape" in values["brand_sources"]
-    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    mapping = pd.read_parquet(recorded_file(tmp_path, result, "mapping"))
     assert set(mapping["brand"]) == {"dior", "prada"}
 
 
@@ -199,7 +204,7 @@ def test_rows_flushed_by_an_unrecorded_scrape_are_not_merged(tmp_path):
     append_pins(tmp_path, "prada", [72])  # a scrape that crashed before it was recorded
     result = run_dataset(instance, tmp_path)
     assert result.success and metadata_values(result)["brands_from_latest_scrape"] == 3
-    mapping = pd.read_parquet(tmp_path / "pinterest_dataset" / "mapping.parquet")
+    mapping = pd.read_parquet(recorded_file(tmp_path, result, "mapping"))
     assert "972" not in set(mapping["pin_id"]) and len(mapping) == 9
 
 
@@ -213,3 +218,99 @@ def test_every_brand_unhealthy_fails_naming_them(tmp_path):
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "no brand has a healthy recorded scrape" in failure.description
     assert all(brand in failure.description for brand in ("dior", "gucci", "prada"))
+
+
+# ---------------------------------------------------------------- issue 19: never overwrite a recorded materialization
+
+def _builds(root) -> list[str]:
+    return sorted(p.name for p in (root / "pinterest_dataset" / "v").iterdir())
+
+
+def _folder_bytes(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def rerun(instance, root, config: dict | None = None):
+    """pinterest_dataset again on the scrapes already recorded."""
+    return dg.materialize([assets.pinterest_dataset], resources={"data_root": DataRoot(root=str(root))},
+                          run_config={"ops": {"pinterest_dataset": {"config": config or {}}}},
+                          instance=instance, raise_on_error=False)
+
+
+def test_a_rerun_with_nothing_new_reuses_the_build_and_writes_nothing(tmp_path):
+    build_fixture(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    first = materialize(tmp_path, instance=instance)
+    folder = recorded_file(tmp_path, first, "folder")
+    assert folder.parent.name == "v" and not metadata_values(first)["folder_reused"]
+    assert recorded_file(tmp_path, first, "manifest") == folder / "manifest.parquet"
+    assert metadata_values(first)["manifest_sha256"] == hashlib.sha256((folder / "manifest.parquet").read_bytes()).hexdigest()
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    second = rerun(instance, tmp_path)  # nothing new
+    values = metadata_values(second)
+    assert values["folder_reused"] is True and recorded_file(tmp_path, second, "folder") == folder
+    assert values["files_hashed"] == 0 and values["unique_count"] == metadata_values(first)["unique_count"]
+    assert _builds(tmp_path) == [folder.name]
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert check_results(second) == {"no_near_duplicates_in_result": True, "every_input_accounted_for": True}
+    assert (tmp_path / "pinterest_dataset" / dataset.CACHE_FILE).is_file()  # the shared cache, outside v/
+
+
+def test_a_build_whose_checks_fail_leaves_the_recorded_one_intact_and_is_refused(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fashion_pipeline.gan.assets import _dataset_manifest
+
+    build_fixture(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    good = materialize(tmp_path, instance=instance)
+    good_folder = recorded_file(tmp_path, good, "folder")
+    before = _folder_bytes(good_folder)
+    original = dataset.write_outputs
+
+    def lose_a_row(result, out_dir, cache):
+        result.mapping = result.mapping.iloc[1:]
+        return original(result, out_dir, cache)
+
+    monkeypatch.setattr(dataset, "write_outputs", lose_a_row)
+    bad = rerun(instance, tmp_path, {"threshold": 9})  # other settings: a new build
+    assert check_results(bad)["every_input_accounted_for"] is False
+    assert recorded_file(tmp_path, bad, "folder") != good_folder and _folder_bytes(good_folder) == before
+    data_root = DataRoot(root=str(tmp_path))
+    with pytest.raises(dg.Failure, match="every_input_accounted_for' failed in run " + bad.run_id):
+        _dataset_manifest(SimpleNamespace(instance=instance), data_root)
+
+
+def test_a_crash_while_writing_leaves_no_folder_and_the_consumer_checks_the_manifest(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fashion_pipeline.gan.assets import _dataset_manifest
+
+    build_fixture(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    good = materialize(tmp_path, instance=instance)
+    good_folder = recorded_file(tmp_path, good, "folder")
+    before = _folder_bytes(good_folder)
+    original = dataset.write_outputs
+
+    def crash(result, out_dir, cache):
+        original(result, out_dir, cache)
+        raise OSError("disk full")  # after every file of the staging folder is written, before the rename
+
+    monkeypatch.setattr(dataset, "write_outputs", crash)
+    crashed = rerun(instance, tmp_path, {"threshold": 9})
+    assert not crashed.success
+    assert _builds(tmp_path) == [good_folder.name] and _folder_bytes(good_folder) == before
+    assert lineage.latest(instance, "pinterest_dataset").run_id == good.run_id  # the crashed run recorded nothing
+    data_root = DataRoot(root=str(tmp_path))
+    # lineage's rule (issue 19.2): the crashed run's checks are PLANNED, which counts as not passed: refused, clearly
+    with pytest.raises(dg.Failure, match=f"planned in run {crashed.run_id} but never evaluated"):
+        _dataset_manifest(SimpleNamespace(instance=instance), data_root)
+    monkeypatch.setattr(dataset, "write_outputs", original)
+    again = rerun(instance, tmp_path)  # the good build's inputs: its folder is reused, its checks evaluated again
+    assert metadata_values(again)["folder_reused"] is True and _builds(tmp_path) == [good_folder.name]
+    recorded, manifest = _dataset_manifest(SimpleNamespace(instance=instance), data_root)
+    assert recorded.run_id == again.run_id and len(manifest) == 5 and _folder_bytes(good_folder) == before
+    manifest.iloc[:1].to_parquet(good_folder / "manifest.parquet", index=False)  # changed behind Dagster's back
+    with pytest.raises(dg.Failure, match="changed after pinterest_dataset was materialized"):
+        _dataset_manifest(SimpleNamespace(instance=instance), data_root)

@@ -66,8 +66,10 @@ def test_dataset_counts_provenance_and_highest_resolution(tmp_path):
     assert list(exact["pin_ids"]) == ["10", "20", "21"] and exact["cluster_size"] == 3 and exact["n_variants"] == 1
     assert set(result.mapping["reason"]) == set(dataset.REASONS)
     assert stats["planted"]["recall"] == 1.0 and stats["planted"]["precision"] == 1.0
-    for name in ("manifest", "mapping", "quarantine", "phash_cache", "summary"):
-        assert info["paths"][name].exists()
+    for name in ("manifest", "mapping", "quarantine", "signatures", "summary"):
+        assert info["paths"][name].exists() and info["paths"][name].parent == info["published"].folder
+    assert info["published"].folder.parent == tmp_path / "pinterest_dataset" / "v"
+    assert dataset.cache_path(tmp_path).is_file()  # the shared cache lies outside the build folders
 
 
 def test_quarantine_records_truncated_and_missing_files(tmp_path):
@@ -106,6 +108,28 @@ def test_rerun_hashes_only_new_files(tmp_path):
     assert second.stats["unique_count"] == first.stats["unique_count"] + 1
 
 
+def test_a_rebuild_with_nothing_new_reuses_the_folder_and_a_changed_file_makes_a_new_one(tmp_path):
+    import os
+
+    build_fixture(tmp_path, with_bad_files=False)
+    first, info = dataset.build_dataset(tmp_path, dataset.DedupSettings(workers=1))
+    folder = info["published"].folder
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    second, again = dataset.build_dataset(tmp_path, dataset.DedupSettings(workers=2))  # workers: not an input
+    assert again["published"].reused and again["published"].folder == folder
+    assert second.stats["files_hashed"] == 0 and second.stats["files_from_cache"] == 0
+    assert second.manifest["image_id"].tolist() == first.manifest["image_id"].tolist()  # read back from the folder
+    assert second.mapping[["pin_id", "reason"]].equals(first.mapping[["pin_id", "reason"]])
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    image = tmp_path / pd.read_parquet(tmp_path / "pinterest_images" / "prada" / "manifest.parquet").file_path[0]
+    image.write_bytes(image.read_bytes()[:-200])  # truncated since download: a new input, quarantined
+    third, changed = dataset.build_dataset(tmp_path)
+    assert not changed["published"].reused and changed["published"].folder != folder
+    assert third.stats["quarantined"] == first.stats["quarantined"] + 1
+    assert sorted(os.listdir(tmp_path / "pinterest_dataset" / "v")) == sorted([folder.name, changed["published"].folder.name])
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+
+
 def test_manifest_missing_a_column_names_the_file(tmp_path):
     path = tmp_path / "pinterest_images" / "prada" / "manifest.parquet"
     path.parent.mkdir(parents=True)
@@ -129,48 +153,48 @@ def test_colour_check_splits_a_phash_collision(tmp_path):
 
 
 def test_no_inputs_gives_an_empty_dataset(tmp_path):
-    result, _ = dataset.build_dataset(tmp_path)
+    result, info = dataset.build_dataset(tmp_path)
     assert result.stats["input_count"] == 0 and result.stats["unique_count"] == 0
-    assert dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset")[0]
-    assert dataset.check_inputs_accounted(tmp_path)[0]
+    assert dataset.check_no_near_duplicates(info["published"].folder)[0]
+    assert dataset.check_inputs_accounted(tmp_path, info["published"].folder)[0]
 
 
 def test_checks_pass_on_good_output(tmp_path):
     build_fixture(tmp_path)
-    dataset.build_dataset(tmp_path)
-    assert dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset") == (True, {
+    folder = dataset.build_dataset(tmp_path)[1]["published"].folder
+    assert dataset.check_no_near_duplicates(folder) == (True, {
         "kept_images": 5, "pairs_within_threshold": 0, "repeated_sha256": 0, "threshold": 10, "examples": []})
-    passed, details = dataset.check_inputs_accounted(tmp_path)
+    passed, details = dataset.check_inputs_accounted(tmp_path, folder)
     assert passed and details["inputs"] == 11 and details["unmapped"] == 0
 
 
 def test_near_duplicate_check_fails_when_two_kept_images_are_close(tmp_path):
     build_fixture(tmp_path)
-    dataset.build_dataset(tmp_path)
-    path = tmp_path / "pinterest_dataset" / "manifest.parquet"
+    folder = dataset.build_dataset(tmp_path)[1]["published"].folder
+    path = folder / "manifest.parquet"
     manifest = pd.read_parquet(path)
     manifest.loc[1, "phash"] = np.uint64(int(manifest.loc[0, "phash"]) ^ 0b111)  # 3 bits apart
     manifest.to_parquet(path, index=False)
-    cache_path = tmp_path / "pinterest_dataset" / "phash_cache.parquet"
-    cache = pd.read_parquet(cache_path).set_index("sha256")
-    assert dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset")[0]  # colours still differ
+    signatures_path = folder / dataset.SIGNATURES_FILE
+    cache = pd.read_parquet(signatures_path).set_index("sha256")
+    assert dataset.check_no_near_duplicates(folder)[0]  # colours still differ
     cache.loc[manifest.sha256[1], "thumb"] = cache.loc[manifest.sha256[0], "thumb"]  # and now they agree
-    cache.reset_index().to_parquet(cache_path, index=False)
-    passed, details = dataset.check_no_near_duplicates(tmp_path / "pinterest_dataset")
+    cache.reset_index().to_parquet(signatures_path, index=False)
+    passed, details = dataset.check_no_near_duplicates(folder)
     assert not passed and details["pairs_within_threshold"] == 1 and "3 bits" in details["examples"][0]
 
 
 def test_accounting_check_fails_on_dropped_or_dangling_rows(tmp_path):
     build_fixture(tmp_path)
-    dataset.build_dataset(tmp_path)
-    path = tmp_path / "pinterest_dataset" / "mapping.parquet"
+    folder = dataset.build_dataset(tmp_path)[1]["published"].folder
+    path = folder / "mapping.parquet"
     mapping = pd.read_parquet(path)
     mapping.iloc[1:].to_parquet(path, index=False)  # one input row unaccounted for
-    passed, details = dataset.check_inputs_accounted(tmp_path)
+    passed, details = dataset.check_inputs_accounted(tmp_path, folder)
     assert not passed and details["unmapped"] == 1
     mapping.loc[mapping["reason"] == "near_duplicate", "image_id"] = "0000000000000000"
     mapping.to_parquet(path, index=False)
-    passed, details = dataset.check_inputs_accounted(tmp_path)
+    passed, details = dataset.check_inputs_accounted(tmp_path, folder)
     assert not passed and details["mapped_to_missing_image"] == 2
 
 

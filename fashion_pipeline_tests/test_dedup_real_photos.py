@@ -127,7 +127,7 @@ def test_dataset_merges_grey_reposts_and_keeps_colourways_apart(tmp_path):
     # a desaturated copy of the blue one, and unrelated photos in grey and in colour
     _write_brand(tmp_path, "repost", {"4": big, "5": COPIES["greyscale"](big), "6": ImageEnhance.Color(blue).enhance(0.2),
                                       "7": photo("coffee"), "8": COPIES["greyscale"](photo("chelsea"))})
-    result, _ = dataset.build_dataset(tmp_path, dataset.DedupSettings(workers=1))
+    result, info = dataset.build_dataset(tmp_path, dataset.DedupSettings(workers=1))
     image_of = result.mapping.set_index("pin_id")["image_id"]
     assert image_of["1"] == image_of["4"]  # resized copy
     assert image_of["6"] == image_of["2"]  # desaturated copy of the blue colourway
@@ -139,5 +139,5 @@ def test_dataset_merges_grey_reposts_and_keeps_colourways_apart(tmp_path):
     grey_sha = result.mapping.set_index("pin_id").loc["5", "sha256"]
     assert grey_sha not in set(kept["sha256"])  # a colour copy is kept over the larger grey one
     assert kept.loc[image_of["1"], "width"] == 512
-    ok, details = dataset.check_no_near_duplicates(tmp_path / dataset.OUTPUT_ASSET)
+    ok, details = dataset.check_no_near_duplicates(info["published"].folder)
     assert ok, details

@@ -7,6 +7,10 @@ Which scrape of each brand is merged comes from Dagster's record (``recorded_bra
 latest when its blocking checks passed on it, else the brand's last healthy scrape, else the brand
 is left out; the other brands are merged either way, and the metadata names each brand so served.
 A scrape's rows are read only after they are checked against its recorded data version.
+
+Each build lies in a folder of its own (``pinterest_dataset/v/<input key>/``, see ``dataset.py``); the
+metadata names it (``folder``, ``manifest``, ``mapping``) with the manifest's sha256, which consumers
+check before reading it; the checks evaluate that folder. A rerun with nothing new reuses the folder.
 """
 
 from dataclasses import dataclass
@@ -20,7 +24,7 @@ from pydantic import Field
 
 from fashion_pipeline.common import lineage
 from fashion_pipeline.common.automation import FOLLOWS_MATERIALIZED_PARTITIONS
-from fashion_pipeline.common.fingerprint import combine
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.render import markdown_table
 from fashion_pipeline.common.resources import DataRoot
 from fashion_pipeline.dedup import dataset
@@ -251,7 +255,7 @@ def manifest_version(result: dataset.DedupResult) -> dg.DataVersion:
     group_name="dedup",
     deps=[dg.AssetKey(SCRAPE)],
     kinds={"python", "parquet"},
-    code_version="2",
+    code_version=dataset.BUILD_VERSION,
     automation_condition=FOLLOWS_MATERIALIZED_PARTITIONS,
     check_specs=[
         dg.AssetCheckSpec("no_near_duplicates_in_result", asset=ASSET, blocking=True,
@@ -280,6 +284,9 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
     settings = dataset.DedupSettings(config.threshold, config.match_mirrors, config.hash_workers or None,
                                      config.max_thumb_distance if config.verify_colour else None)
     result, info = dataset.build_dataset(data_root.path, settings, inputs.manifests)
+    published = info["published"]
+    if published.reused:
+        context.log.info(f"same rows, files and settings as the build in {published.relative}: reused, nothing hashed")
     stats = result.stats
     context.log.info(f"{stats['input_count']} inputs -> {stats['unique_count']} unique images "
                      f"({stats['exact_duplicates']} exact, {stats['near_duplicates']} near, {stats['quarantined']} quarantined)")
@@ -292,18 +299,22 @@ def pinterest_dataset(context: dg.AssetExecutionContext, config: DedupConfig, da
         "match_mirrors": dg.MetadataValue.bool(stats["match_mirrors"]),
         "hash_seconds": dg.MetadataValue.float(float(stats["hash_seconds"])),
         "seconds": dg.MetadataValue.float(float(stats["seconds"])),
-        "manifest": dg.MetadataValue.path(lineage.relative(info["paths"]["manifest"], data_root.path)),
+        "manifest": dg.MetadataValue.path(published.relative_file(dataset.OUTPUT_FILES["manifest"])),
+        "manifest_sha256": dg.MetadataValue.text(file_sha256(info["paths"]["manifest"])),
+        "mapping": dg.MetadataValue.path(published.relative_file(dataset.OUTPUT_FILES["mapping"])),
+        **lineage.folder_metadata(published),
         "sample_duplicate_pairs": dg.MetadataValue.md(
             dataset.sample_pairs_markdown(result, data_root.path, limit=config.sample_pairs)),
         **_brand_metadata(result),
         **_planted_metadata(stats.get("planted")),
     }
     return dg.MaterializeResult(metadata=metadata, data_version=manifest_version(result),
-                                check_results=[_no_near_duplicates(data_root), _accounted(data_root, inputs.manifests)])
+                                check_results=[_no_near_duplicates(published.folder),
+                                               _accounted(data_root, published.folder, inputs.manifests)])
 
 
-def _no_near_duplicates(data_root: DataRoot) -> dg.AssetCheckResult:
-    passed, details = dataset.check_no_near_duplicates(data_root.asset_dir(ASSET))
+def _no_near_duplicates(folder: Path) -> dg.AssetCheckResult:
+    passed, details = dataset.check_no_near_duplicates(folder)
     return dg.AssetCheckResult(check_name="no_near_duplicates_in_result", passed=passed, metadata={
         "kept_images": details["kept_images"],
         "pairs_within_threshold": details["pairs_within_threshold"],
@@ -313,8 +324,8 @@ def _no_near_duplicates(data_root: DataRoot) -> dg.AssetCheckResult:
     })
 
 
-def _accounted(data_root: DataRoot, manifests: list[dataset.ManifestSlice]) -> dg.AssetCheckResult:
-    passed, details = dataset.check_inputs_accounted(data_root.path, manifests)
+def _accounted(data_root: DataRoot, folder: Path, manifests: list[dataset.ManifestSlice]) -> dg.AssetCheckResult:
+    passed, details = dataset.check_inputs_accounted(data_root.path, folder, manifests)
     metadata = {key: value for key, value in details.items() if key != "examples"}
     metadata["examples"] = dg.MetadataValue.json(details["examples"])
     return dg.AssetCheckResult(check_name="every_input_accounted_for", passed=passed, metadata=metadata)

@@ -3,14 +3,20 @@
 Steps, each a function below so tests and the CLI reach them without Dagster:
 
 1. ``load_inputs``: read every ``pinterest_images/<brand>/manifest.parquet`` under the data root.
-2. ``hash_inputs``: sha256 + pHash per file (``phash.py``), reusing ``phash_cache.parquet``;
+2. ``hash_inputs``: sha256 + pHash per file (``phash.py``), reusing the shared cache
+   ``pinterest_dataset/phash_cache.parquet`` (a cache: written atomically, named by no record);
    files that are missing, unreadable, truncated or changed since download are *quarantined*.
 3. ``deduplicate``: identical content (sha256) collapses first; the distinct contents are then
    searched for pHash pairs within ``threshold`` bits (``search.py``) and joined into clusters by
    union-find (``cluster.py``). Each cluster keeps its highest-resolution copy (ties: larger file,
    then smaller sha256) with the provenance of every brand and pin it was seen in.
 4. ``write_outputs``: ``manifest.parquet`` (one row per kept image), ``mapping.parquet`` (every input
-   row -> kept image and why), ``quarantine.parquet``, ``summary.json``; all atomic.
+   row -> kept image and why), ``quarantine.parquet``, ``signatures.parquet`` (the kept images' pHash
+   and thumbnails, what the near-duplicate check reads), ``summary.json``, into a folder of its own,
+   ``pinterest_dataset/v/<input key>/`` (``common.versions``), published by one rename. The key is
+   the rows merged, their files' sizes and mtimes, the settings and ``BUILD_VERSION``: a rerun with
+   nothing new reuses the folder and hashes and writes nothing; a failed run never touches a
+   recorded folder.
 
 Defaults, from ``bench/dedup_quality.py`` (93 distinct base pictures x 20 transformations; full
 tables in bench/results/dedup_quality.md) and the embedded site's planted duplicates:
@@ -41,6 +47,7 @@ tables in bench/results/dedup_quality.md) and the embedded site's planted duplic
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -50,7 +57,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fashion_pipeline.common import versions
 from fashion_pipeline.common.atomic import write_json, write_parquet
+from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.dedup import phash
 from fashion_pipeline.dedup.cluster import cluster_labels_with_refusals
 from fashion_pipeline.dedup.search import Pairs, find_pairs, hamming
@@ -62,6 +71,12 @@ GROUND_TRUTH = Path("pinterest_site") / "ground_truth.json"
 DEFAULT_THRESHOLD = 10
 DEFAULT_MAX_THUMB_DISTANCE = 0.25
 REASONS = ("kept", "exact_duplicate", "near_duplicate", "quarantined")
+# Bump when a code change alters the outputs for the same inputs and settings: it names the output folder.
+BUILD_VERSION = "3"  # 3: one folder per build (v/<input key>/), signatures.parquet in it
+CACHE_FILE = "phash_cache.parquet"  # shared by every build, at pinterest_dataset/phash_cache.parquet
+SIGNATURES_FILE = "signatures.parquet"
+OUTPUT_FILES = {"manifest": "manifest.parquet", "mapping": "mapping.parquet", "quarantine": "quarantine.parquet",
+                "signatures": SIGNATURES_FILE, "summary": "summary.json"}
 
 
 @dataclass
@@ -416,28 +431,86 @@ def sample_pairs_markdown(result: DedupResult, data_root: Path, limit: int = 4, 
 
 
 def write_outputs(result: DedupResult, out_dir: Path, cache: pd.DataFrame) -> dict[str, Path]:
+    """The build's files in ``out_dir`` (a staging folder); ``cache``: the hash cache, of which the kept
+    images' rows are stored as ``signatures.parquet`` so the folder's check never reads the shared cache."""
     out_dir = Path(out_dir)
+    kept = cache[cache["sha256"].isin(result.manifest["sha256"])]
     paths = {
-        "manifest": write_parquet(out_dir / "manifest.parquet", result.manifest),
-        "mapping": write_parquet(out_dir / "mapping.parquet", result.mapping),
-        "quarantine": write_parquet(out_dir / "quarantine.parquet", result.quarantine),
-        "phash_cache": write_parquet(out_dir / "phash_cache.parquet", cache),
+        "manifest": write_parquet(out_dir / OUTPUT_FILES["manifest"], result.manifest),
+        "mapping": write_parquet(out_dir / OUTPUT_FILES["mapping"], result.mapping),
+        "quarantine": write_parquet(out_dir / OUTPUT_FILES["quarantine"], result.quarantine),
+        "signatures": write_parquet(out_dir / SIGNATURES_FILE, kept.reset_index(drop=True)),
     }
-    paths["summary"] = write_json(out_dir / "summary.json", result.stats, indent=1)
+    paths["summary"] = write_json(out_dir / OUTPUT_FILES["summary"], result.stats, indent=1)
     return paths
+
+
+def output_paths(folder: Path) -> dict[str, Path]:
+    return {name: Path(folder) / file for name, file in OUTPUT_FILES.items()}
+
+
+def cache_path(data_root: Path) -> Path:
+    return versions.home(data_root, OUTPUT_ASSET) / CACHE_FILE
+
+
+def load_result(folder: Path) -> DedupResult:
+    """A published build read back (a reused folder): the tables and stats; no pairs or contents."""
+    paths = output_paths(folder)
+    empty = np.zeros(0, dtype=np.int64)
+    return DedupResult(pd.read_parquet(paths["manifest"]), pd.read_parquet(paths["mapping"]),
+                       pd.read_parquet(paths["quarantine"]), Pairs(empty, empty, empty), pd.DataFrame(),
+                       json.loads(paths["summary"].read_text()))
+
+
+def input_key(data_root: Path, settings: DedupSettings, inputs: pd.DataFrame) -> str:
+    """The output folder's name: what the build depends on. The merged rows (every manifest column read), each
+    input file's size and mtime (a file truncated or replaced since download is quarantined, so it counts),
+    the ground truth (planted stats), the settings that change the result (not ``workers``), the pHash
+    algorithm and ``BUILD_VERSION``. Loading manifests and a stat per file: cheap next to hashing."""
+    data_root = Path(data_root)
+    rows = pd.util.hash_pandas_object(inputs[INPUT_COLUMNS + ["manifest"]].astype(str), index=False).to_numpy()
+    stats = []
+    for relative in inputs["file_path"].drop_duplicates():
+        path = _resolve(data_root, relative)
+        try:
+            stat = os.stat(path) if path is not None else None
+        except OSError:
+            stat = None
+        stats.append(f"{relative}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{relative}:absent")
+    truth = data_root / GROUND_TRUTH
+    settings_key = {k: v for k, v in asdict(settings).items() if k != "workers"}
+    return versions.input_key(BUILD_VERSION, phash.ALGORITHM, settings_key, hashlib.sha256(rows.tobytes()).hexdigest(),
+                              combine(stats), file_sha256(truth) if truth.is_file() else "no ground truth")
 
 
 def build_dataset(data_root: Path, settings: DedupSettings | None = None,
                   manifests: list[Path | ManifestSlice] | None = None) -> tuple[DedupResult, dict]:
-    """The whole stage: load, hash (cached), deduplicate, write. Returns the result and run info."""
+    """The whole stage: load, hash (cached), deduplicate, publish a folder. Returns the result and run info
+    (``published``: the ``versions.Published`` folder, reused when nothing is new; ``paths``: its files)."""
     settings = settings or DedupSettings()
     data_root = Path(data_root)
-    out_dir = data_root / OUTPUT_ASSET
     started = time.perf_counter()
     manifests = brand_manifests(data_root) if manifests is None else [
         m if isinstance(m, ManifestSlice) else Path(m) for m in manifests]
     inputs = load_inputs(data_root, manifests)
-    rows, cache, hash_counts = hash_inputs(inputs, data_root, out_dir / "phash_cache.parquet", settings.workers)
+    key = input_key(data_root, settings, inputs)
+    published = versions.find(data_root, OUTPUT_ASSET, version=key)
+    if published is not None:  # the same rows, files and settings as an earlier build: nothing hashed or written
+        result = load_result(published.folder)
+        result.stats.update(files_hashed=0, files_from_cache=0, hash_seconds=0.0,
+                            seconds=round(time.perf_counter() - started, 3))
+    else:
+        result, cache = _build(data_root, settings, inputs, started)
+        write_parquet(cache_path(data_root), cache)  # a cache: replaced atomically, shared, named by no record
+        with versions.staging(data_root, OUTPUT_ASSET) as out:  # removed if writing fails
+            write_outputs(result, out.dir, cache)
+            published = out.publish(key)
+    return result, {"paths": output_paths(published.folder), "published": published,
+                    "manifests": [str(getattr(m, "path", m)) for m in manifests]}
+
+
+def _build(data_root: Path, settings: DedupSettings, inputs: pd.DataFrame, started: float) -> tuple[DedupResult, pd.DataFrame]:
+    rows, cache, hash_counts = hash_inputs(inputs, data_root, cache_path(data_root), settings.workers)
     hashed = time.perf_counter()
     result = deduplicate(rows, settings)
     truth = load_ground_truth(data_root / GROUND_TRUTH)
@@ -447,26 +520,25 @@ def build_dataset(data_root: Path, settings: DedupSettings | None = None,
     result.stats["hash_seconds"] = round(hashed - started, 3)
     result.stats["seconds"] = round(time.perf_counter() - started, 3)
     result.stats["settings"] = asdict(settings)
-    paths = write_outputs(result, out_dir, cache)
-    return result, {"paths": paths, "manifests": [str(getattr(m, "path", m)) for m in manifests]}
+    return result, cache
 
 
 # --- checks (run by the asset checks; plain so tests can call them) --------------------------------------
 
 
 def check_no_near_duplicates(out_dir: Path) -> tuple[bool, dict]:
-    """No two kept images are within the threshold (or share a sha256)."""
+    """No two kept images are within the threshold (or share a sha256), in the build folder ``out_dir``."""
     out_dir = Path(out_dir)
     summary = json.loads((out_dir / "summary.json").read_text())
     manifest = pd.read_parquet(out_dir / "manifest.parquet")
     hashes = manifest["phash"].to_numpy(np.uint64)
     settings = DedupSettings(int(summary["threshold"]), bool(summary.get("match_mirrors")),
                              max_thumb_distance=summary.get("max_thumb_distance"))
-    cache = phash.load_cache(out_dir / "phash_cache.parquet")
+    cache = phash.load_cache(out_dir / SIGNATURES_FILE)
     signatures = cache.reindex(manifest["sha256"])
     if len(manifest) and signatures["phash"].isna().any():
         return False, {"kept_images": int(len(manifest)), "pairs_within_threshold": -1, "repeated_sha256": -1,
-                       "threshold": settings.threshold, "examples": ["kept images missing from phash_cache.parquet"]}
+                       "threshold": settings.threshold, "examples": [f"kept images missing from {SIGNATURES_FILE}"]}
     mirrors = signatures["phash_mirror"].to_numpy(np.uint64) if settings.match_mirrors else None
     pairs = verify_pairs(find_pairs(hashes, settings.threshold, mirrors=mirrors), signatures["thumb"].tolist(), settings)
     repeated_sha = int(manifest["sha256"].duplicated().sum())
@@ -476,10 +548,11 @@ def check_no_near_duplicates(out_dir: Path) -> tuple[bool, dict]:
     return len(pairs) == 0 and repeated_sha == 0, details
 
 
-def check_inputs_accounted(data_root: Path, manifests: list[Path | ManifestSlice] | None = None) -> tuple[bool, dict]:
-    """Every current input row is in the mapping: kept, mapped to a kept image, or quarantined."""
-    data_root = Path(data_root)
-    out_dir = data_root / OUTPUT_ASSET
+def check_inputs_accounted(data_root: Path, out_dir: Path,
+                           manifests: list[Path | ManifestSlice] | None = None) -> tuple[bool, dict]:
+    """Every current input row is in the mapping of the build folder ``out_dir``: kept, mapped to a kept
+    image, or quarantined."""
+    data_root, out_dir = Path(data_root), Path(out_dir)
     inputs = load_inputs(data_root, manifests)
     mapping = pd.read_parquet(out_dir / "mapping.parquet")
     manifest = pd.read_parquet(out_dir / "manifest.parquet")
@@ -507,7 +580,7 @@ def check_inputs_accounted(data_root: Path, manifests: list[Path | ManifestSlice
 def main(argv: list[str] | None = None) -> int:
     from fashion_pipeline.common.paths import resolve_data_root
 
-    parser = argparse.ArgumentParser(description="Deduplicate the scraped Pinterest images into pinterest_dataset/.")
+    parser = argparse.ArgumentParser(description="Deduplicate the scraped Pinterest images into pinterest_dataset/v/<key>/.")
     parser.add_argument("--data-root", default=None, help="data root (default: $FASHION_PIPELINE_DATA or ./data)")
     parser.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="Hamming threshold in bits (of 64)")
     parser.add_argument("--match-mirrors", action="store_true", help="also merge left-right mirrored copies")
@@ -519,9 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     thumb = None if args.max_thumb_distance < 0 else args.max_thumb_distance
     result, info = build_dataset(root, DedupSettings(args.threshold, args.match_mirrors, args.workers, thumb))
     print(json.dumps(result.stats, indent=1, default=str))
-    print(f"wrote {info['paths']['manifest']}")
-    ok_pairs, _ = check_no_near_duplicates(root / OUTPUT_ASSET)
-    ok_inputs, _ = check_inputs_accounted(root)
+    published = info["published"]
+    print(f"{'reused' if published.reused else 'wrote'} {info['paths']['manifest']}")
+    ok_pairs, _ = check_no_near_duplicates(published.folder)
+    ok_inputs, _ = check_inputs_accounted(root, published.folder)
     return 0 if ok_pairs and ok_inputs else 1
 
 
