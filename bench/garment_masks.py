@@ -1,23 +1,34 @@
-"""Garment masks: GrabCut throughput, single process against ours, and mask IoU against the true masks.
+"""Garment masks: ours against the seed's plain GrabCut call and the box, on real photos and on embedded looks.
 
-Data: the demo's full-body crops (``<data root>/fullbody_crops``) with the embedded site's true
-garment masks (clothing only), as ``garment_masks`` reads them; run ``make demo`` first.
+Real photos: the parsing fixture (``fashion_pipeline_tests/fixtures/real/parsing``, provenance there):
 
-Throughput (images per second, the same crops, the runs one after the other):
+- VITON test photos (LIP-style parses), split ``tune`` / ``test``: the settings were chosen on ``tune``;
+- CIHP street photos (hand-labelled), all held out (``test``);
+- Clothing Co-Parsing street photos (hand-labelled), ``out_of_sample``: the source of issue 23's
+  figures, never used to choose anything.
 
-- reference: the seed's call (``cv2.grabCut`` with ``GC_INIT_WITH_RECT`` from the box, 5 rounds) at
-  the crop's full resolution, one process, as a straightforward loop does it;
-- the same call at our work resolution (192 px longest side), one process;
-- ours (``method="clothing"``: two cuts and the skin model, 192 px), one process;
-- ours in a process pool (``grabcut.run_jobs``), one worker per core.
+The garment is the union of the source's garment labels; every method gets the same box, the
+garment's tight box plus 5% per side (as issue 23 measured).
 
-Quality, on every crop with a true mask: IoU of the box as the mask (baseline), the seed's call and ours.
+Embedded looks: ``--looks`` looks of the embedded site drawn into a temporary folder (the true
+figure box, cropped as ``fullbody_crops`` does), even index ``tune``, odd ``held_out``.
 
-Run: ``.venv/bin/python -m bench.garment_masks [--data-root data]`` -> bench/results/garment_masks.{json,md}
+Methods, side by side in one run:
+
+- the box itself as the mask;
+- the seed's call: ``cv2.grabCut(GC_INIT_WITH_RECT)``, 5 rounds, at full resolution (issue 23's
+  baseline) and at our work resolution;
+- ours (``GrabCutSettings()``, the defaults) and ours with the defaults before issue 23
+  (192 px, margin 0.04, Cr <= 180, no cap on a skin region's size or on what the second cut drops);
+- on the real photos, ours at other work resolutions (what ``max_side`` costs and buys).
+
+A skipped crop scores IoU 0. Run: ``.venv/bin/python -m bench.garment_masks`` ->
+``bench/results/garment_masks.{json,md}``; ``--quick`` skips the full-resolution and resolution rows.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import subprocess
@@ -26,56 +37,48 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from fashion_pipeline.common.atomic import write_json, write_text
 from fashion_pipeline.common.render import markdown_table
-from fashion_pipeline.garments import grabcut
-from fashion_pipeline.garments.truth import CropTruths
+from fashion_pipeline.garments import grabcut, truth
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FIXTURE = Path(__file__).resolve().parents[1] / "fashion_pipeline_tests" / "fixtures" / "real" / "parsing"
+G = grabcut.GrabCutSettings
+PREVIOUS = G(max_side=192, margin=0.04, max_skin_region=1.0, max_lost_beyond_skin=1.0, cr_max=180)  # before issue 23
+REAL_GROUPS = (("viton", "tune"), ("viton", "test"), ("cihp", "test"), ("ccp", "out_of_sample"))
 
 
-def load(data_root: Path) -> tuple[pd.DataFrame, CropTruths]:
-    crops_path = data_root / "fullbody_crops" / "manifest.parquet"
-    if not crops_path.is_file():
-        raise SystemExit(f"{crops_path} does not exist: run `make demo` first (or pass --data-root)")
-    truths = CropTruths(data_root, pd.read_parquet(data_root / "pinterest_dataset" / "manifest.parquet"))
-    if not truths.available:
-        raise SystemExit(f"{data_root} has no embedded site ground truth: the IoU needs the embedded data")
-    return pd.read_parquet(crops_path), truths
+def methods(quick: bool) -> dict:
+    """Name -> settings (None: the box as the mask)."""
+    ours = G()
+    out = {"box (garment box + 5%)": None}
+    if not quick:
+        out["seed's call, full resolution"] = G(method="rect", max_side=0)
+    out[f"seed's call, {ours.max_side} px"] = G(method="rect", max_side=ours.max_side)
+    out["ours, before issue 23 (192 px, margin 0.04)"] = PREVIOUS
+    out[f"ours (defaults: {ours.max_side} px, margin {ours.margin:g}, the skin rule's new limits)"] = ours
+    return out
 
 
-def jobs_for(crops: pd.DataFrame, data_root: Path, out_dir: Path) -> list[grabcut.Job]:
-    return [grabcut.Job(r["image_id"], str(data_root / r["crop_path"]), str(out_dir / f"{r['image_id']}.png"),
-                        grabcut.crop_box(r)) for r in crops.to_dict("records")]
+def resolutions(quick: bool) -> dict:
+    return {} if quick else {f"ours at {side} px": G(max_side=side) for side in (192, 320, 448, 600)}
 
 
-def throughput(jobs: list[grabcut.Job], settings: grabcut.GrabCutSettings, workers: int) -> float:
-    started = time.perf_counter()
-    grabcut.run_jobs(jobs, settings, workers)
-    return len(jobs) / (time.perf_counter() - started)
-
-
-def ious(crops: pd.DataFrame, data_root: Path, truths: CropTruths, settings: grabcut.GrabCutSettings | None,
-         workers: int) -> np.ndarray:
-    """IoU per crop with a true mask; ``settings`` None: the box itself is the mask. A skipped crop scores 0."""
-    with tempfile.TemporaryDirectory() as folder:
-        jobs = jobs_for(crops, data_root, Path(folder))
-        rows = grabcut.run_jobs(jobs, settings, workers) if settings is not None else [None] * len(jobs)
-        scores = []
-        for record, job, row in zip(crops.to_dict("records"), jobs, rows):
-            truth = truths.for_crop(record)
-            if truth is None:
-                continue
-            if settings is None:
-                predicted = grabcut.rectangle_mask(truth.values.shape, job.box)
-            elif row["skip_reason"] is None:
-                predicted = grabcut.read_mask(job.mask_path)
-            else:
-                predicted = np.zeros(truth.values.shape, bool)
-            scores.append(grabcut.iou(predicted, truth.garment))
-    return np.asarray(scores)
+def score(items, settings) -> dict:
+    """``items``: (image, box, garment) triples. Mean and p10 IoU, skips, seconds per image."""
+    ious, skipped, started = [], 0, time.perf_counter()
+    for image, box, garment in items:
+        if settings is None:
+            ious.append(grabcut.iou(grabcut.rectangle_mask(garment.shape, box), garment))
+            continue
+        result = grabcut.segment(image, box, settings)
+        skipped += result.mask is None
+        ious.append(0.0 if result.mask is None else grabcut.iou(result.mask, garment))
+    values = np.asarray(ious)
+    return {"mean": round(float(values.mean()), 3), "p10": round(float(np.percentile(values, 10)), 3),
+            "skipped": int(skipped), "n": len(values),
+            "s_per_image": round((time.perf_counter() - started) / len(values), 3)}
 
 
 def cpu_model() -> str:
@@ -86,48 +89,56 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def rows_for(groups: dict, named: dict) -> tuple[list, dict]:
+    """One table row per (group, method) and the same as JSON."""
+    rows, data = [], {}
+    for group, items in groups.items():
+        for name, settings in named.items():
+            found = score(items, settings)
+            data.setdefault(group, {})[name] = found
+            rows.append((group, name, found["mean"], found["p10"], f"{found['skipped']} of {found['n']}",
+                         found["s_per_image"]))
+            print(group, name, found, flush=True)
+    return rows, data
+
+
 def main(argv: list[str] | None = None) -> None:
+    import cv2
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=Path("data"))
-    parser.add_argument("--speed-crops", type=int, default=48, help="crops timed per method (full resolution: a third)")
+    parser.add_argument("--looks", type=int, default=120, help="embedded looks drawn (half tune, half held out)")
+    parser.add_argument("--quick", action="store_true", help="skip full-resolution and resolution-sweep rows")
     args = parser.parse_args(argv)
-    data_root = args.data_root.resolve()
-    crops, truths = load(data_root)
-    workers = os.cpu_count() or 1
-    full = grabcut.GrabCutSettings(method="rect", max_side=0)
-    seed_call = grabcut.GrabCutSettings(method="rect")
-    ours = grabcut.GrabCutSettings()
-    sample = crops.sample(min(args.speed_crops, len(crops)), random_state=0)
+    cv2.setNumThreads(1)  # one core per process, as the pool's workers run
     load_before = os.getloadavg()[0]
+    real = {f"{source} {split}": [(s.image, s.box, s.garment) for s in truth.real_samples(FIXTURE, {source}, {split})]
+            for source, split in REAL_GROUPS}
+    real_rows, real_data = rows_for(real, methods(args.quick))
+    sweep_rows, sweep_data = rows_for({k: v for k, v in real.items() if not k.startswith("viton")}, resolutions(args.quick))
     with tempfile.TemporaryDirectory() as folder:
-        jobs = jobs_for(sample, data_root, Path(folder))
-        speed = {
-            "reference: seed's call, full resolution, 1 process": throughput(jobs[: max(2, len(jobs) // 3)], full, 1),
-            "seed's call, 192 px, 1 process": throughput(jobs, seed_call, 1),
-            "ours (clothing), 192 px, 1 process": throughput(jobs, ours, 1),
-            f"ours (clothing), 192 px, pool of {workers}": throughput(jobs, ours, workers),
-        }
-    quality = {"box as the mask (baseline)": ious(crops, data_root, truths, None, workers),
-               "seed's call (GC_INIT_WITH_RECT), 192 px": ious(crops, data_root, truths, seed_call, workers),
-               "ours (clothing)": ious(crops, data_root, truths, ours, workers)}
-    reference = next(iter(speed.values()))
-    speed_rows = [(name, round(value, 2), f"{value / reference:.1f}x") for name, value in speed.items()]
-    quality_rows = [(name, round(float(v.mean()), 3), round(float(np.percentile(v, 10)), 3), len(v))
-                    for name, v in quality.items()]
-    device = f"{cpu_model()}, {workers} CPU cores, no GPU (1-min load average {load_before:.1f} at the start, "\
-             f"{os.getloadavg()[0]:.1f} at the end: the machine was shared)"
+        drawn = truth.drawn_crops(args.looks, folder)
+    embedded = {f"embedded {split}": [(c.image, c.box, c.garment) for c in drawn if c.split == split]
+                for split in ("tune", "held_out")}
+    embedded_methods = {("box (figure box)" if k.startswith("box") else k): v for k, v in methods(True).items()}
+    embedded_rows, embedded_data = rows_for(embedded, embedded_methods)
+    device = (f"{cpu_model()}, {os.cpu_count()} CPU cores, no GPU, one process (1-min load average "
+              f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: the machine was shared)")
+    header = ["set", "mask", "IoU mean", "IoU p10", "skipped", "s/image"]
     markdown = "\n".join([
-        "## Garment masks (`bench/garment_masks.py`)", "", f"Device: {device}. {len(crops)} demo full-body crops "
-        f"(embedded site, true masks = clothing only); throughput on {len(sample)} of them.", "",
-        "GrabCut throughput (images per second; ratio against the reference):", "",
-        markdown_table(["run", "images/s", "vs reference"], speed_rows), "",
-        "Mask quality against the true garment masks (a skipped crop counts as IoU 0):", "",
-        markdown_table(["mask", "IoU mean", "IoU p10", "crops"], quality_rows), ""])
+        "## Garment masks (`bench/garment_masks.py`)", "",
+        f"Device: {device}. Date: {datetime.date.today().isoformat()}. A skipped crop counts as IoU 0.", "",
+        "Real photos (the parsing fixture; the box is the garment's tight box + 5%; `tune` chose the settings, "
+        "`test` and CIHP are held out, CCP is out of sample):", "",
+        markdown_table(header, real_rows), "",
+        "Work resolution of ours on the held-out street photos:" if sweep_rows else "", "",
+        markdown_table(header, sweep_rows) if sweep_rows else "", "",
+        f"Embedded looks ({args.looks} drawn, the true figure box; even index tune, odd held out):", "",
+        markdown_table(header, embedded_rows), ""])
     RESULTS.mkdir(exist_ok=True)
     write_text(RESULTS / "garment_masks.md", markdown)
-    write_json(RESULTS / "garment_masks.json", {"device": device, "speed": speed, "quality": {
-        name: {"mean": float(v.mean()), "p10": float(np.percentile(v, 10)), "n": len(v)} for name, v in quality.items()}},
-               indent=1)
+    write_json(RESULTS / "garment_masks.json", {"device": device, "date": datetime.date.today().isoformat(),
+                                                "real": real_data, "resolution": sweep_data,
+                                                "embedded": embedded_data}, indent=1)
     print(markdown)
 
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
-from fashion_pipeline.garments.truth import CropTruths
+from fashion_pipeline.garments.truth import BOX_MARGIN, REAL_GARMENT_LABELS, CropTruths, real_samples
 from fashion_pipeline.pinterest.site.catalog import SiteCatalog, SiteMix
 from fashion_pipeline.pinterest.site.images import TRUTH_VALUES, ImageStore
 from fashion_pipeline.pinterest.site.masks import TrueMasks
@@ -53,3 +56,43 @@ def test_the_site_writes_masks_when_it_draws_and_redraws_missing_ones(tmp_path):
     crop_truth = truths.for_crop(crop)
     assert np.array_equal(crop_truth.values, first[20:120, 10:110]) and crop_truth.patterns == found.patterns
     assert CropTruths(tmp_path / "elsewhere", pd.DataFrame()).for_crop(crop) is None  # a real scrape: no truth
+
+
+REAL = Path(__file__).resolve().parent / "fixtures" / "real" / "parsing"
+
+
+def test_the_real_parsing_fixture_loads_with_its_splits_and_boxes():
+    samples = real_samples(REAL)
+    counts = {}
+    for sample in samples:
+        counts[(sample.source, sample.split)] = counts.get((sample.source, sample.split), 0) + 1
+        assert sample.image.dtype == np.uint8 and sample.image.shape[:2] == sample.garment.shape
+        ys, xs = np.nonzero(sample.garment)
+        x1, y1, x2, y2 = sample.box
+        # the box holds the whole garment with 5% of its size to spare on each side (where the image allows)
+        assert x1 <= xs.min() and y1 <= ys.min() and x2 >= xs.max() + 1 and y2 >= ys.max() + 1
+        width, height = xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()
+        assert x1 == pytest.approx(max(0, xs.min() - BOX_MARGIN * width))
+        assert y2 == pytest.approx(min(sample.garment.shape[0], ys.max() + 1 + BOX_MARGIN * height))
+        assert 0.02 < sample.garment.mean() < 0.9  # clothing, not the whole picture or a speck
+    assert counts == {("viton", "tune"): 20, ("viton", "test"): 20, ("cihp", "test"): 5, ("ccp", "out_of_sample"): 60}
+    assert len(real_samples(REAL, sources={"cihp"})) == 5 and len(real_samples(REAL, splits={"tune"})) == 20
+
+
+def test_real_garments_leave_out_skin_hair_and_shoes():
+    # CCP labels 41 skin, 19 hair, 39 shoes; CIHP/LIP 13 face, 2 hair, 14/15 arms
+    assert not {41, 19, 39} & set(REAL_GARMENT_LABELS["ccp"]) and not {2, 13, 14, 15} & set(REAL_GARMENT_LABELS["cihp"])
+    sample = next(s for s in real_samples(REAL, sources={"ccp"}) if s.image_id == "0001")
+    with Image.open(REAL / "ccp" / "labels" / "0001.png") as opened:
+        labels = np.asarray(opened)
+    assert not sample.garment[labels == 41].any() and sample.garment[labels == 5].all()  # skin out, the blouse in
+
+
+def test_a_bad_fixture_row_names_its_file_and_line(tmp_path):
+    (tmp_path / "samples.csv").write_text("set,split,image_id,image,label\nviton,tune,a,a.jpg,a.png\nlip,tune,b,b.jpg,b.png\n")
+    with pytest.raises(ValueError, match=r"samples\.csv:2: cannot read a\.jpg"):
+        real_samples(tmp_path)
+    with pytest.raises(ValueError, match=r"samples\.csv:3: unknown set 'lip'"):
+        real_samples(tmp_path, sources={"cihp"})
+    with pytest.raises(FileNotFoundError, match="samples.csv"):
+        real_samples(tmp_path / "missing")
