@@ -135,3 +135,39 @@ def test_feature_distance_is_zero_for_identical_pictures_and_grows_with_change()
     values = distance(stack, other)
     assert values[0] == pytest.approx(0.0, abs=1e-6) and values[1] > 0.01
     assert "LPIPS" not in type(distance).__name__
+
+
+def _lpips_files(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    alex = torchvision.models.alexnet(weights=None)
+    torch.save(alex.state_dict(), tmp_path / "alex.pth")
+    heads = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate((64, 192, 384, 256, 256))}
+    torch.save(heads, tmp_path / "heads.pth")
+    return alex, tmp_path / "alex.pth", tmp_path / "heads.pth"
+
+
+def test_lpips_from_local_files_is_zero_on_identical_pictures_and_refuses_a_wrong_head_file(tmp_path):
+    _, alex_path, heads_path = _lpips_files(tmp_path)
+    lpips = metrics.LPIPS(alex_path, heads_path, torch.device("cpu"))
+    a, b = _pair(7, (64, 48, 3))
+    values = lpips(np.stack([a, a]), np.stack([a, b]))
+    assert values[0] == pytest.approx(0.0, abs=1e-7) and values[1] > 0
+    torch.save({"something": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="not an LPIPS v0.1 AlexNet head file"):
+        metrics.LPIPS(alex_path, tmp_path / "bad.pth", torch.device("cpu"))
+
+
+def test_lpips_equals_the_lpips_package_with_the_same_weights(tmp_path):
+    lpips_package = pytest.importorskip("lpips")  # not a dependency: measured with lpips 0.1.4 installed aside
+    alex, alex_path, heads_path = _lpips_files(tmp_path)
+    reference = lpips_package.LPIPS(net="alex", pretrained=True, pnet_rand=True, model_path=str(heads_path), verbose=False)
+    for index, (start, stop) in enumerate(metrics.LPIPS.SLICES, start=1):
+        for layer in range(start, stop):
+            getattr(reference.net, f"slice{index}")._modules[str(layer)].load_state_dict(alex.features[layer].state_dict())
+    ours = metrics.LPIPS(alex_path, heads_path, torch.device("cpu"))
+    a, b = _pair(8, (64, 48, 3))
+    expected = reference(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1,
+                         torch.from_numpy(b).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    assert ours(a[None], b[None])[0] == pytest.approx(float(expected), rel=1e-5)

@@ -172,6 +172,10 @@ class TryonReportConfig(dg.Config):
     max_pairs: int = 0  # 0: every test pair
     features: str = "detector"  # "detector": best_detector's backbone; "untrained": a seeded ResNet-18 (labelled)
     kid_subsets: int = 100
+    # Real LPIPS only from local files (nothing is downloaded): a torchvision alexnet state dict and the lpips
+    # package's weights/v0.1/alex.pth heads. Both empty: no LPIPS column.
+    lpips_alexnet_weights: str = ""
+    lpips_linear_weights: str = ""
 
 
 @dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector"], code_version="1", kinds={"pytorch"},
@@ -197,8 +201,13 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
     device = compute.torch_device()
     distance = report.feature_distance(_detector_checkpoint(context, config, data_root), device)
     folder = run_folder(data_root, "tryon_report", context.run.run_id)
+    lpips = None
+    if config.lpips_alexnet_weights or config.lpips_linear_weights:
+        from fashion_pipeline.tryon.metrics import LPIPS
+
+        lpips = LPIPS(config.lpips_alexnet_weights, config.lpips_linear_weights, device)
     summary = report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
-                                                                config.kid_subsets), folder, distance)
+                                                                config.kid_subsets), folder, distance, lpips)
     stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
     return dg.MaterializeResult(
         metadata=_report_metadata(summary, folder, data_root, pairs),

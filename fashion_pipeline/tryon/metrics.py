@@ -17,6 +17,7 @@ weights, so its values compare only with each other.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -184,3 +185,65 @@ def untrained_resnet(device, seed: int = 0):
     model = torchvision.models.resnet18(weights=None).eval().to(device)
     torch.random.set_rng_state(generator_state)
     return model
+
+
+# ---------------------------------------------------------------- LPIPS, only from local weight files
+
+
+class LPIPS:
+    """Real LPIPS (Zhang et al. 2018, v0.1, AlexNet): needs two local files, nothing is downloaded.
+
+    ``alexnet_weights``: a torchvision ``alexnet`` state dict (ImageNet); ``linear_weights``: the LPIPS heads
+    (``lpips/weights/v0.1/alex.pth`` of the ``lpips`` package: ``lin0.model.1.weight`` .. ``lin4``). Pictures
+    go in as [-1, 1], through LPIPS' scaling layer, AlexNet's five ReLU outputs are unit-normalised per
+    position, their squared difference weighted by the heads, averaged over space and summed.
+    """
+
+    SHIFT = (-0.030, -0.088, -0.188)
+    SCALE = (0.458, 0.448, 0.450)
+    SLICES = ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12))  # AlexNet.features up to relu1 .. relu5
+
+    def __init__(self, alexnet_weights, linear_weights, device):
+        import torch
+        import torchvision
+
+        model = torchvision.models.alexnet(weights=None)
+        model.load_state_dict(torch.load(alexnet_weights, map_location="cpu", weights_only=True))
+        self.features = model.features.eval().to(device)
+        heads = torch.load(linear_weights, map_location="cpu", weights_only=True)
+        missing = [f"lin{k}.model.1.weight" for k in range(5) if f"lin{k}.model.1.weight" not in heads]
+        if missing:
+            raise ValueError(f"{linear_weights} is not an LPIPS v0.1 AlexNet head file (missing {missing})")
+        self.heads = [heads[f"lin{k}.model.1.weight"].to(device) for k in range(5)]
+        self.device = device
+        self.description = f"LPIPS v0.1 AlexNet (weights {Path(str(alexnet_weights)).name}, heads {Path(str(linear_weights)).name})"
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(a), batch_size):
+                fa = self._stages(a[start:start + batch_size])
+                fb = self._stages(b[start:start + batch_size])
+                total = 0.0
+                for x, y, head in zip(fa, fb, self.heads):
+                    x = x / (torch.sqrt((x ** 2).sum(dim=1, keepdim=True)) + 1e-10)
+                    y = y / (torch.sqrt((y ** 2).sum(dim=1, keepdim=True)) + 1e-10)
+                    total = total + torch.nn.functional.conv2d((x - y) ** 2, head).mean(dim=(1, 2, 3))
+                out.append(total.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _stages(self, images: np.ndarray) -> list:
+        import torch
+
+        batch = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        shift = torch.tensor(self.SHIFT, device=self.device).view(1, 3, 1, 1)
+        scale = torch.tensor(self.SCALE, device=self.device).view(1, 3, 1, 1)
+        x = (batch - shift) / scale
+        maps = []
+        for start, stop in self.SLICES:
+            for layer in self.features[start:stop]:
+                x = layer(x)
+            maps.append(x)
+        return maps

@@ -104,7 +104,7 @@ def run_methods(layout: Layout, pairs: list[Pair], settings: ReportSettings, out
 
 
 def feature_scores(outputs: Outputs, frame: pd.DataFrame, distance: metrics.FeatureDistance,
-                   subsets: int) -> tuple[pd.DataFrame, dict]:
+                   subsets: int, lpips: metrics.LPIPS | None = None) -> tuple[pd.DataFrame, dict]:
     """Adds the per-pair feature distance; returns KID (mean, std) and FID per method against the truths,
     both from one pass of the network per picture (its pooled last stage is the KID/FID feature)."""
     from fashion_pipeline.gan import quality
@@ -116,6 +116,8 @@ def feature_scores(outputs: Outputs, frame: pd.DataFrame, distance: metrics.Feat
     for name, images in outputs.images.items():
         maps, features = distance.encode(np.stack(images))
         frame.loc[frame["method"] == name, "feature_distance"] = distance.between(maps, truth_maps)
+        if lpips is not None:
+            frame.loc[frame["method"] == name, "lpips"] = lpips(np.stack(images), np.stack(outputs.truths))
         kid, kid_std = quality.kernel_inception_distance(features, truth_features, subsets=subsets,
                                                          subset_size=len(images) // 2)
         distribution[name] = {"kid": kid, "kid_std": kid_std, "fid": quality.fid_from_features(features, truth_features)}
@@ -123,7 +125,7 @@ def feature_scores(outputs: Outputs, frame: pd.DataFrame, distance: metrics.Feat
 
 
 SCORES = (("ssim", "SSIM ↑"), ("ssim_changed", "SSIM changed region ↑"), ("l1", "L1 ↓"),
-          ("feature_distance", "feature distance ↓"))
+          ("feature_distance", "feature distance ↓"), ("lpips", "LPIPS ↓"))
 
 
 def summarize(frame: pd.DataFrame, distribution: dict, methods: list[str]) -> dict:
@@ -145,12 +147,13 @@ def _ci(entry: dict | None) -> str:
 
 
 def table(summary: dict) -> str:
-    headers = ["method", *(label for _, label in SCORES), "KID ↓ (± std)", "FID ↓", "warp error px ↓"]
+    shown = [(column, label) for column, label in SCORES if any(column in entry for entry in summary.values())]
+    headers = ["method", *(label for _, label in shown), "KID ↓ (± std)", "FID ↓", "warp error px ↓"]
     rows = []
     for name, entry in summary.items():
         kid = f"{entry['kid']:.4f} ± {entry['kid_std']:.4f}" if "kid" in entry else ""
         fid = f"{entry['fid']:.2f}" if "fid" in entry else ""
-        rows.append([name, *(_ci(entry.get(column)) for column, _ in SCORES), kid, fid, _ci(entry.get("warp_error_px"))])
+        rows.append([name, *(_ci(entry.get(column)) for column, _ in shown), kid, fid, _ci(entry.get("warp_error_px"))])
     return render.markdown_table(headers, rows)
 
 
@@ -174,7 +177,8 @@ def _label_columns(picture: Image.Image, names: list[str], cell_width: int) -> I
     return out
 
 
-def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, distance: metrics.FeatureDistance) -> dict:
+def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, distance: metrics.FeatureDistance,
+                 lpips: metrics.LPIPS | None = None) -> dict:
     """The whole report under ``out_dir``; returns its summary (also written as report.json)."""
     started = time.perf_counter()
     pairs, setting = evaluation_pairs(layout, read_pairs(layout.root, layout.split))
@@ -184,7 +188,7 @@ def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, distan
         raise ValueError(f"{layout.root}: {len(pairs)} test pairs; KID needs at least 4")
     outputs = run_methods(layout, pairs, settings, out_dir)
     methods = [name for name in settings.methods if name not in outputs.unavailable]
-    frame, distribution = feature_scores(outputs, pd.DataFrame(outputs.rows), distance, settings.kid_subsets)
+    frame, distribution = feature_scores(outputs, pd.DataFrame(outputs.rows), distance, settings.kid_subsets, lpips)
     atomic.write_parquet(out_dir / "manifest.parquet", frame)
     summary = summarize(frame, distribution, methods)
     grid_image = grid(outputs, methods)
@@ -194,7 +198,8 @@ def write_report(layout: Layout, settings: ReportSettings, out_dir: Path, distan
               "feature_space": f"{distance.description}; KID/FID on its pooled last stage",
               "fid_note": f"FID from {len(pairs)} pictures per set: biased upwards when that is under the feature "
                           "dimension; read KID",
-              "feature_distance": distance.description, "seconds": round(time.perf_counter() - started, 1),
+              "feature_distance": distance.description,
+              "lpips": lpips.description if lpips is not None else "not computed (no local LPIPS weight files configured)", "seconds": round(time.perf_counter() - started, 1),
               "descriptions": {name: baselines.METHODS[name].description for name in methods}}
     atomic.write_json(out_dir / "report.json", report, indent=2)
     atomic.write_text(out_dir / "report.md", markdown(report))
@@ -207,7 +212,8 @@ def markdown(report: dict) -> str:
              "Means with 95% confidence intervals (Student's t over the pairs); KID ± its spread over subsets.", "",
              table(report["methods"]), "",
              f"- KID/FID features: {report['feature_space']}.",
-             f"- Feature distance: {report['feature_distance']}.", f"- {report['fid_note']}.",
+             f"- Feature distance: {report['feature_distance']}.", f"- LPIPS: {report['lpips']}.",
+             f"- {report['fid_note']}.",
              "- SSIM: 11-tap Gaussian window, sigma 1.5; changed region = either garment, and wherever the parse "
              "differs between the input and the truth."]
     lines += [f"- `{name}`: {text}" for name, text in report["descriptions"].items()]
@@ -232,12 +238,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=128, help="the width is 3/4 of it")
     parser.add_argument("--max-pairs", type=int, default=0)
     parser.add_argument("--detector-checkpoint", default=None, help="fashion_detector model_final.pt (else untrained)")
+    parser.add_argument("--lpips-alexnet", default=None, help="torchvision alexnet state dict (with --lpips-heads)")
+    parser.add_argument("--lpips-heads", default=None, help="the lpips package's weights/v0.1/alex.pth")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     device = torch.device("cpu")
     report = write_report(Layout(args.root, "test", args.height, args.height * 3 // 4),
                           ReportSettings(max_pairs=args.max_pairs), Path(args.out),
-                          feature_distance(args.detector_checkpoint, device))
+                          feature_distance(args.detector_checkpoint, device),
+                          metrics.LPIPS(args.lpips_alexnet, args.lpips_heads, device) if args.lpips_alexnet else None)
     print(markdown(report))
     return 0
 
