@@ -168,6 +168,15 @@ def test_fashion_detector_and_best_detector_materialize_through_pipes(tmp_path):
     check = best.get_asset_check_evaluations()[0]
     assert check.passed == (record_["AP50"] >= assets.MIN_USABLE_AP50)
 
+    # A rerun with nothing new (make demo again): the finished checkpoint is not retrained, the folders are reused.
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    again = _train(instance, data_root).asset_materializations_for_node("fashion_detector")[0].metadata
+    assert again["folder"].value == metadata["folder"].value and again["folder_reused"].value is True
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    best_again = dg.materialize([assets.best_detector], instance=instance, resources=_detector_resources(data_root),
+                                raise_on_error=False).asset_materializations_for_node("best_detector")[0].metadata
+    assert best_again["folder"].value == best_metadata["folder"].value and best_again["folder_reused"].value is True
+
 
 def test_swapping_deepfashion_data_retrains_instead_of_reusing_the_checkpoint(tmp_path):
     from fashion_pipeline.detector import assets
