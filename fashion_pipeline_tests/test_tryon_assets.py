@@ -32,20 +32,23 @@ def test_synthetic_pairs_then_report_each_in_a_folder_of_its_own(tmp_path, monke
     pairs = _run(assets.tryon_pairs, instance, tmp_path, height=64, train=6, test=8, grid_rows=3)
     assert pairs.success and _check(pairs).passed
     meta = _metadata(pairs, "tryon_pairs")
-    assert meta["folder"] == f"tryon_pairs/v/{pairs.run_id}" and meta["dataset_root"] == meta["folder"] + "/dataset"
+    assert meta["folder"].startswith("tryon_pairs/v/") and meta["dataset_root"] == meta["folder"] + "/dataset"
     assert (meta["train_pairs"], meta["test_pairs"], meta["test_usable"], meta["width"]) == (6, 8, 8, 48)
-    again = _run(assets.tryon_pairs, instance, tmp_path, height=64, train=6, test=8, grid_rows=3)
-    assert (tmp_path / meta["folder"]).is_dir() and _metadata(again, "tryon_pairs")["folder"] != meta["folder"]
-    # same settings, same content: the same data version
-    versions = {r.asset_materialization.tags["dagster/data_version"]
-                for r in instance.fetch_materializations(dg.AssetKey("tryon_pairs"), limit=5).records}
-    assert len(versions) == 1
+    assert not meta["reused"] and not list((tmp_path / "tryon_pairs" / "v").glob(".staging-*"))
+    again = _metadata(_run(assets.tryon_pairs, instance, tmp_path, height=64, train=6, test=8, grid_rows=3), "tryon_pairs")
+    assert again["folder"] == meta["folder"] and again["reused"]  # same inputs: the published folder, untouched
+    other = _metadata(_run(assets.tryon_pairs, instance, tmp_path, height=64, train=6, test=8, seed=1), "tryon_pairs")
+    assert other["folder"] != meta["folder"] and (tmp_path / meta["folder"]).is_dir()  # the old version stays
+    versions = [r.asset_materialization.tags["dagster/data_version"]
+                for r in instance.fetch_materializations(dg.AssetKey("tryon_pairs"), limit=5).records]
+    assert versions[1] == versions[2] != versions[0]  # same content, same data version; a new seed, a new one
+    _run(assets.tryon_pairs, instance, tmp_path, height=64, train=6, test=8, grid_rows=3)  # current again
 
     report = _run(assets.tryon_report, instance, tmp_path, features="untrained", kid_subsets=10)
     assert report.success
     meta = _metadata(report, "tryon_report")
     folder = tmp_path / meta["folder"]
-    assert meta["folder"] == f"tryon_report/v/{report.run_id}" and meta["pairs"] == 8
+    assert meta["folder"].startswith("tryon_report/v/") and meta["pairs"] == 8 and not meta["reused"]
     manifest = pd.read_parquet(folder / "manifest.parquet")
     assert sorted(manifest["method"].unique()) == ["oracle_paste", "unchanged", "warped_paste"] and len(manifest) == 24
     assert all((folder / p).is_file() for p in manifest["output_path"]) and all((folder / p).is_file() for p in manifest["truth_path"])
@@ -79,3 +82,17 @@ def test_a_real_layout_folder_with_bad_files_fails_the_check_with_counts(tmp_pat
     # the report refuses an upstream whose blocking check failed
     report = _run(assets.tryon_report, instance, tmp_path / "data", features="untrained")
     assert not report.success
+
+
+def test_a_run_that_dies_while_writing_leaves_no_folder_behind(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRYON_ROOT", raising=False)
+    real_write = assets.synthetic_tryon.write_dataset
+
+    def write_then_die(root, spec):
+        real_write(root, spec)
+        raise RuntimeError("killed mid-materialization")
+
+    monkeypatch.setattr(assets.synthetic_tryon, "write_dataset", write_then_die)
+    result = _run(assets.tryon_pairs, dg.DagsterInstance.ephemeral(), tmp_path, height=64, train=2, test=2)
+    assert not result.success
+    assert list((tmp_path / "tryon_pairs" / "v").iterdir()) == []  # neither a version nor a staging folder

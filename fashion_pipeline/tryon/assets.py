@@ -1,9 +1,10 @@
 """Dagster layer of the try-on stage: paired try-on data (synthetic, or a real set in the VITON-HD layout) -> report.
 
 The domain logic is in ``synthetic.tryon`` (the generator), ``layout`` (reader and validation), ``warp``,
-``baselines``, ``metrics`` and ``report`` (plain modules with CLIs). Every materialization writes under a folder
-of its own, ``<asset>/v/<run_id>/``, and records that folder (relative to the data root); the report reads the
-folder ``tryon_pairs`` recorded, never a fixed path, so a crashed or concurrent run cannot mix two versions.
+``baselines``, ``metrics`` and ``report`` (plain modules with CLIs). Every materialization publishes a folder of its
+own, ``<asset>/v/<input key>/`` (``common.versions``: written in a staging folder, renamed in one step), and
+records it (relative to the data root); the report reads the folder ``tryon_pairs`` recorded, never a fixed path,
+so a crashed or concurrent run cannot mix two versions, and a rerun with the same inputs reuses its folder.
 Torch is imported inside the report asset only.
 """
 
@@ -15,7 +16,7 @@ import dagster as dg
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fashion_pipeline.common import atomic, lineage, render
+from fashion_pipeline.common import atomic, lineage, render, versions
 from fashion_pipeline.common.fingerprint import combine, file_sha256
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.synthetic import tryon as synthetic_tryon
@@ -25,22 +26,9 @@ from fashion_pipeline.tryon import layout
 GROUP = "tryon"
 PAIRS_CHECK = "tryon_pairs_valid"
 ORDER_CHECK = "baselines_in_order"
+PAIRS_CODE_VERSION = "1"
+REPORT_CODE_VERSION = "1"
 SPLITS = layout.SPLITS
-
-
-def run_folder(data_root: DataRoot, asset: str, run_id: str) -> Path:
-    """A folder no other materialization writes: ``<asset>/v/<run_id>``."""
-    path = data_root.path / asset / "v" / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _recorded_path(path: Path, root: Path) -> str:
-    """Relative to the data root when under it (the generated set), absolute otherwise (TRYON_ROOT)."""
-    try:
-        return lineage.relative(path, root)
-    except ValueError:
-        return str(Path(path).resolve())
 
 
 # ---------------------------------------------------------------- tryon_pairs
@@ -112,46 +100,69 @@ def _validate_splits(root: Path, config: TryonPairsConfig, width: int) -> dict:
     return result
 
 
-@dg.asset(group_name=GROUP, code_version="1",
+def _given_root(config: TryonPairsConfig) -> Path | None:
+    given = config.root or os.environ.get(layout.ROOT_ENV_VAR, "")
+    if not given:
+        return None
+    root = Path(given).expanduser().resolve()
+    if not root.is_dir():
+        raise lineage.input_failure(f"try-on dataset root {root} (from {'config' if config.root else 'TRYON_ROOT'}) "
+                                    "is not a folder")
+    return root
+
+
+def _build_pairs(out: versions.Staging, real_root: Path | None, config: TryonPairsConfig, width: int) -> dict:
+    """Everything one version holds: the generated set (or nothing, for a real set), validation.json, grid.png."""
+    root = real_root or out.path("dataset")
+    summary = {} if real_root else synthetic_tryon.write_dataset(root, synthetic_tryon.Spec(
+        config.height, width, config.train, config.test, config.seed))
+    validation = _validate_splits(root, config, width)
+    atomic.write_json(out.path("validation.json"), {"validation": validation, "summary": summary}, indent=1)
+    if validation["test"]["usable"]:
+        grid = pairs_grid(layout.Layout(root, "test", config.height, width), layout.read_pairs(root, "test"),
+                          config.grid_rows)
+        atomic.write_bytes(out.path("grid.png"), render.png_bytes(grid))
+    return validation
+
+
+@dg.asset(group_name=GROUP, code_version=PAIRS_CODE_VERSION,
           check_specs=[dg.AssetCheckSpec(PAIRS_CHECK, asset="tryon_pairs", blocking=True,
                                          description="Every split reads, with at most max_bad_share unusable pairs.")])
 def tryon_pairs(context: dg.AssetExecutionContext, config: TryonPairsConfig, data_root: DataRoot) -> dg.MaterializeResult:
     """Paired try-on data in the VITON-HD layout: generated with unpaired ground truth, or a real set
-    (``root`` / ``TRYON_ROOT``) validated file by file."""
+    (``root`` / ``TRYON_ROOT``) validated file by file. A rerun with the same inputs reuses its folder."""
     width = config.height * 3 // 4
     synthetic_tryon.check_size(config.height, width)
-    folder = run_folder(data_root, "tryon_pairs", context.run.run_id)
-    given = config.root or os.environ.get(layout.ROOT_ENV_VAR, "")
-    if given:
-        root, source, summary = Path(given).expanduser().resolve(), "directory", {}
-        if not root.is_dir():
-            raise lineage.input_failure(f"try-on dataset root {root} (from {'config' if config.root else 'TRYON_ROOT'}) "
-                                        "is not a folder")
-    else:
-        root, source = folder / "dataset", "synthetic"
-        summary = synthetic_tryon.write_dataset(root, synthetic_tryon.Spec(config.height, width, config.train,
-                                                                           config.test, config.seed))
-    validation = _validate_splits(root, config, width)
-    atomic.write_json(folder / "validation.json", validation, indent=1)
-    test_reader = layout.Layout(root, "test", config.height, width)
-    grid = pairs_grid(test_reader, layout.read_pairs(root, "test"), config.grid_rows) if validation["test"]["usable"] else None
+    real_root = _given_root(config)
+    source_version = _dataset_version(real_root, synthetic=False) if real_root else "synthetic"
+    key = versions.input_key(PAIRS_CODE_VERSION, str(real_root or ""), source_version, config.model_dump())
+    published = versions.find(data_root.path, "tryon_pairs", version=key)
+    if published is None:
+        with versions.staging(data_root.path, "tryon_pairs") as out:  # removed if anything below raises
+            _build_pairs(out, real_root, config, width)
+            published = out.publish(key)
+    stored = json.loads(published.file("validation.json").read_text())
+    validation, summary = stored["validation"], stored["summary"]
+    root = real_root or published.file("dataset")
+    version = _dataset_version(root, synthetic=True) if real_root is None else source_version
     metadata = {
-        "source": source, "dataset_root": _recorded_path(root, data_root.path),
-        "folder": dg.MetadataValue.path(lineage.relative(folder, data_root.path)),
+        "source": "directory" if real_root else "synthetic",
+        "dataset_root": str(real_root) if real_root else published.relative_file("dataset"),
+        "folder": dg.MetadataValue.path(published.relative), "reused": published.reused,
         "height": config.height, "width": width,
-        "setting": "unpaired with ground truth" if source == "synthetic" else "paired only (no unpaired ground truth)",
+        "setting": "paired only (no unpaired ground truth)" if real_root else "unpaired with ground truth",
         **{f"{split}_pairs": validation[split]["pairs"] for split in SPLITS},
         **{f"{split}_usable": validation[split]["usable"] for split in SPLITS},
         "problems_by_reason": dg.MetadataValue.json({split: validation[split]["by_reason"] for split in SPLITS}),
-        "validation": dg.MetadataValue.path(lineage.relative(folder / "validation.json", data_root.path)),
+        "validation": dg.MetadataValue.path(published.relative_file("validation.json")),
     }
     if summary:
         metadata.update(garment_styles=dg.MetadataValue.json(summary["styles"]),
                         garment_patterns=dg.MetadataValue.json(summary["kinds"]))
-    if grid is not None:
-        atomic.write_bytes(folder / "grid.png", render.png_bytes(grid))
-        metadata["grid"] = dg.MetadataValue.md(render.inline_image_markdown(grid, alt="person | garment | parse | pose | truth"))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(_dataset_version(root, source == "synthetic")),
+    if published.file("grid.png").is_file():
+        metadata["grid"] = dg.MetadataValue.md(render.inline_image_markdown(
+            Image.open(published.file("grid.png")), alt="person | garment | parse | pose | truth"))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version),
                                 check_results=[_pairs_check(validation, config)])
 
 
@@ -178,7 +189,7 @@ class TryonReportConfig(dg.Config):
     lpips_linear_weights: str = ""
 
 
-@dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector"], code_version="1", kinds={"pytorch"},
+@dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector"], code_version=REPORT_CODE_VERSION, kinds={"pytorch"},
           check_specs=[dg.AssetCheckSpec(ORDER_CHECK, asset="tryon_report", blocking=False,
                                          description="On ground truth: oracle_paste > warped_paste > unchanged in SSIM.")])
 def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, data_root: DataRoot,
@@ -200,17 +211,24 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = compute.torch_device()
     distance = report.feature_distance(_detector_checkpoint(context, config, data_root), device)
-    folder = run_folder(data_root, "tryon_report", context.run.run_id)
-    lpips = None
-    if config.lpips_alexnet_weights or config.lpips_linear_weights:
-        from fashion_pipeline.tryon.metrics import LPIPS
+    best = lineage.latest(context.instance, "best_detector") if config.features == "detector" else None
+    key = versions.input_key(REPORT_CODE_VERSION, pairs.data_version, best.data_version if best else "",
+                             config.model_dump())
+    published = versions.find(data_root.path, "tryon_report", version=key)
+    if published is None:
+        lpips = None
+        if config.lpips_alexnet_weights or config.lpips_linear_weights:
+            from fashion_pipeline.tryon.metrics import LPIPS
 
-        lpips = LPIPS(config.lpips_alexnet_weights, config.lpips_linear_weights, device)
-    summary = report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
-                                                                config.kid_subsets), folder, distance, lpips)
+            lpips = LPIPS(config.lpips_alexnet_weights, config.lpips_linear_weights, device)
+        with versions.staging(data_root.path, "tryon_report") as out:
+            report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
+                                                              config.kid_subsets), out.dir, distance, lpips)
+            published = out.publish(key)
+    summary = json.loads(published.file("report.json").read_text())
     stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
     return dg.MaterializeResult(
-        metadata=_report_metadata(summary, folder, data_root, pairs),
+        metadata={**_report_metadata(summary, published.folder, data_root, pairs), "reused": published.reused},
         data_version=dg.DataVersion(combine([pairs.data_version or "", stable])),
         check_results=[_order_check(summary)])
 
