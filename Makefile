@@ -35,12 +35,13 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# Dagster's `dg` CLI: the webserver and the daemon (schedules, automation, run retries) on the instance at the repo root.
+# Dagster's `dg dev`: the webserver and the daemon (schedules, automation, run retries) on the instance at the repo root,
+# under a supervisor that stops it within 10 s on Ctrl-C or SIGTERM (fashion_pipeline/devserver.py).
 # A run launched without config gets the demo's settings here (the instance `make demo` filled);
 # `make dev SETTINGS=thesis` gives it the thesis's (fashion_pipeline/common/settings.py).
 SETTINGS ?= demo
 dev: install
-	FASHION_PIPELINE_SETTINGS=$(SETTINGS) VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg dev
+	FASHION_PIPELINE_SETTINGS=$(SETTINGS) VIRTUAL_ENV=$(CURDIR)/$(VENV) $(PY) -m fashion_pipeline.devserver
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'
