@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     started = time.perf_counter()
-    summary = run_chain(args.only)
+    from fashion_pipeline.pinterest.assets import kept_between_runs
+
+    with kept_between_runs():  # one Chromium and one embedded site for all the brands, closed after the chain
+        summary = run_chain(args.only)
     total = time.perf_counter() - started
     print("\n[demo] step                                   seconds  metadata KB")
     for row in summary:

@@ -62,6 +62,30 @@ def _embedded_site(root: Path, pins_per_board: int, seed: int, latency_s: float)
 
 
 _kept_browsers = KeptBrowsers()
+# Set while an owner keeps browsers and sites open across runs (``make demo``: one Chromium and one
+# site for every brand); otherwise a run's end closes them (PinterestScraper.teardown_after_execution).
+_kept_between_runs = threading.Event()
+
+
+def release_sessions() -> None:
+    """Quit the kept browsers and stop the embedded sites of this process, now (not at interpreter exit)."""
+    _kept_browsers.quit_all()
+    with _sites_lock:
+        sites = list(_sites.values())
+        _sites.clear()
+    for site in sites:
+        site.stop()
+
+
+@contextlib.contextmanager
+def kept_between_runs() -> Iterator[None]:
+    """Keep browsers and embedded sites open across the runs inside; close them when it ends."""
+    _kept_between_runs.set()
+    try:
+        yield
+    finally:
+        _kept_between_runs.clear()
+        release_sessions()
 
 
 @dataclass
@@ -120,6 +144,11 @@ class PinterestScraper(dg.ConfigurableResource):
         if self.scroll_pause_s is not None:
             return self.scroll_pause_s
         return 0.3 if self.mode == "embedded" else 2.0
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # The run's (or its step process's) end is the browsers' and sites' end, unless an owner keeps them.
+        if not _kept_between_runs.is_set():
+            release_sessions()
 
     def _selectors(self) -> Selectors:
         return Selectors(
