@@ -62,13 +62,20 @@ def test_a_diverged_run_fails_once_with_the_trainers_message(images, tmp_path):
 
 
 @pytest.mark.slow
-def test_bad_input_fails_once_naming_the_file(tmp_path):
-    bad = tmp_path / "floats.npy"
-    np.save(bad, np.zeros((4, 64, 64, 3), dtype=np.float32))
+@pytest.mark.parametrize("array, says", [(np.zeros((4, 64, 64, 3), np.float32), "uint8 array"),
+                                         (np.zeros((4, 32, 32, 3), np.uint8), "got (4, 32, 32, 3)"),
+                                         (np.zeros((1, 64, 64, 3), np.uint8), "at least 2 training images"),
+                                         (None, "not a readable .npy")])
+def test_bad_input_fails_once_naming_the_file(tmp_path, array, says):
+    bad = tmp_path / "set.npy"
+    if array is None:
+        bad.write_bytes(b"not numpy")
+    else:
+        np.save(bad, array)
     attempts = tmp_path / "attempts"
     result = _materialize(lambda _: _dcgan_command(bad, tmp_path / "run"), attempts)
     failure = _failure(result)
-    assert str(bad) in failure.description and "uint8" in failure.description
+    assert str(bad) in failure.description and says in failure.description, failure.description
     assert attempts.read_text() == "1"
 
 

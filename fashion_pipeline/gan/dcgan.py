@@ -675,18 +675,19 @@ def _parse_fault(text: Optional[str]) -> Optional[tuple[int, int]]:
     return int(rank), int(step)
 
 
-def load_training_images(path) -> np.ndarray:
-    """The N x S x S x 3 uint8 training set, or ``BadInput`` naming the file and what is wrong with it."""
+def load_training_images(path, image_size: int = 64) -> np.ndarray:
+    """The N x S x S x 3 uint8 training set, or ``BadInput`` naming the file and what is wrong with it
+    (the step then fails without retries: the same file would fail the same way)."""
     from fashion_pipeline.common.distributed import BadInput
 
     try:
         images = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise BadInput(f"{path}: not a readable .npy training set ({error})") from error
-    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
-        raise BadInput(f"{path}: expected N x S x S x 3 uint8 images, found {images.dtype} {images.shape}")
-    if len(images) < 1:
-        raise BadInput(f"{path}: the training set holds no image")
+    try:
+        validate_images(images, image_size)
+    except ValueError as error:
+        raise BadInput(f"{path}: {error}") from error
     return images
 
 
@@ -699,7 +700,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     rank, _, _ = distributed_setup()
     try:
         with open_reporter(rank) as reporter:
-            images = load_training_images(args.data)
+            images = load_training_images(args.data, config.image_size)
             log = reporter.log if rank == 0 else (lambda message: None)  # the ranks' numbers are the same
             result = train(images, args.out, config, log=log, inject_nan=_parse_fault(args.inject_nan))
             if rank == 0:
