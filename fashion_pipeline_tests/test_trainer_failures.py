@@ -130,3 +130,17 @@ def test_a_transient_failure_says_it_was_killed(tmp_path):
     assert attempts.read_text() == "3"  # the first try and both retries
     failure = result.get_step_failure_events()[-1].step_failure_data.user_failure_data
     assert "killed by SIGKILL" in failure.description
+
+
+@pytest.mark.slow
+def test_a_malformed_coco_file_fails_the_detector_once_naming_file_and_line(tmp_path):
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    (coco / "train.json").write_text('{"images": [],\n "annotations": [,]}')
+    (coco / "val.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    attempts = tmp_path / "attempts"
+    command = [sys.executable, "-m", "fashion_pipeline.detector.train", "--backbone", "resnet18", "--coco-dir", str(coco),
+               "--output-dir", str(tmp_path / "out"), "--device", "cpu", "--max-iter", "1"]
+    failure = _failure(_materialize(lambda _: command, attempts))
+    assert f"{coco / 'train.json'}:2: not valid JSON" in failure.description
+    assert attempts.read_text() == "1"
