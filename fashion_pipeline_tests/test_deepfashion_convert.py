@@ -302,3 +302,23 @@ def test_cli_converts_and_reports_errors(tmp_path, capsys):
     (root / IMG).write_text("3\nimage_name  category_label\n")
     assert main(["--root", str(root), "--out", str(tmp_path / "coco2")]) == 2
     assert "list_category_img.txt:1: count line says 3 rows but 0 rows follow" in capsys.readouterr().err
+
+
+def test_source_fingerprint_changes_with_what_the_conversion_reads(tmp_path):
+    """The deepfashion_coco folder's key: unchanged root -> same; an image added, replaced or a list file edited -> new."""
+    from fashion_pipeline.deepfashion.convert import source_fingerprint
+
+    root = make_root(tmp_path)
+    first = source_fingerprint(root)
+    assert source_fingerprint(root) == first
+    image = root / "Img" / "img" / "Classic_Wrap_Skirt" / "img_00000001.jpg"
+    image.write_bytes(image.read_bytes() + b"\0")  # same name, other bytes (size and mtime change)
+    replaced = source_fingerprint(root)
+    assert replaced != first
+    (root / "Img" / "img" / "Classic_Wrap_Skirt" / "img_00000009.jpg").write_bytes(image.read_bytes())
+    added = source_fingerprint(root)
+    assert added not in (first, replaced)
+    bbox = root / "Anno_coarse" / layout.BBOX_FILE
+    bbox.write_text(bbox.read_text().replace("010 020 110 150", "011 020 110 150"))
+    assert source_fingerprint(root) not in (first, replaced, added)
+    assert source_fingerprint(root, "coarse") == source_fingerprint(root)  # auto = coarse here
