@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps demo test dev bench gpu-check clean
+.PHONY: install system-deps demo test dev bench gpu-check soak clean
 
 # Debian's Chromium and its chromedriver: the scraper drives them; nothing is downloaded at run time.
 system-deps:
@@ -51,6 +51,12 @@ bench: install
 # torchvision, numpy, PIL and pytest (no install, no dagster): `make gpu-check PYTHON=python3` on a bare GPU box.
 gpu-check:
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m bench.gpu_check
+
+# A soak under faults (issue 19): 10-15 minutes of dagster-daemon, one-minute scrapes of 3 brands, and
+# injected faults, on a temporary instance and data root (never the repo's). Not part of `make test`.
+# SOAK_ARGS passes options, e.g. SOAK_ARGS="--ticks 4 --dir /tmp/soak" (python -m fashion_pipeline.soak --help).
+soak: install
+	$(PY) -m fashion_pipeline.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf data storage history logs schedules compute_logs .logs_queue .nux .telemetry
