@@ -187,3 +187,11 @@ def test_figures_body_helpers_used_by_the_generator_still_exist():
     # the generator draws with figures' private helpers; a rename there must fail here, not in the demo
     for name in ("_limb_polygon", "_torso_band", "_ellipse", "_draw_upper_part", "_draw_sleeves", "_draw_legwear"):
         assert callable(getattr(figures, name))
+
+
+def test_a_folder_under_the_hr_viton_release_name_is_named_in_the_error(broken):
+    root, pairs, reader = broken
+    (root / "test" / "openpose-json").rename(root / "test" / "openpose_json")
+    error = _error(reader, pairs[0])
+    assert error.reason == "folder_named_differently" and "openpose_json/" in str(error)
+    assert str(root / "test" / "openpose-json") in str(error)

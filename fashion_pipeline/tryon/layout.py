@@ -36,6 +36,9 @@ from fashion_pipeline.synthetic.tryon import check_size, truth_stem
 ROOT_ENV_VAR = "TRYON_ROOT"
 SPLITS = ("train", "test")
 BODY_25_VALUES = 75
+# Names other releases of the same data use (HR-VITON's zip of VITON-HD): reported, never guessed at.
+ALTERNATE_FOLDERS = {"image-parse": ("image-parse-v3",), "openpose-json": ("openpose_json",),
+                     "cloth-mask": ("cloth_mask",)}
 
 
 class LayoutError(ValueError):
@@ -140,6 +143,7 @@ class Layout:
         files = self.files(pair)
         for kind, path in files.items():
             if not path.is_file():
+                self._check_folder(kind, path.parent)
                 raise LayoutError(path, f"missing_{kind.replace('-', '_')}",
                                   f"{kind} file missing (named by {pairs_file(self.root, self.split).name} line {pair.line})")
         person, person_size = self._rgb(files["image"])
@@ -161,6 +165,16 @@ class Layout:
             if warp_path is not None and warp_path.is_file():
                 warp = _scaled_warp(json.loads(warp_path.read_text()), self.width / person_size[0])
         return Sample(pair, person, parse, points, cloth, cloth_mask, truth, truth_parse, warp)
+
+    def _check_folder(self, kind: str, folder: Path) -> None:
+        """A missing folder under another release's name gets its own message (one per split, not per file)."""
+        if folder.is_dir():
+            return
+        for other in ALTERNATE_FOLDERS.get(kind, ()):
+            if (folder.parent / other).is_dir():
+                raise LayoutError(folder, "folder_named_differently",
+                                  f"no {kind}/ folder, but {other}/ exists (the HR-VITON release's name): link or "
+                                  f"rename it to {kind}/, the name VITON-HD's datasets.py reads")
 
     # -- one file each
 
