@@ -3,6 +3,11 @@
 Image sizes come from the COCO JSON, never from decoding the image (torchvision's reference
 decodes every image once just to group by aspect ratio). Images stay ``uint8`` until they reach
 the device, so the host copies a quarter of the bytes and the GPU does the float conversion.
+
+``CocoDetectionDataset.cache_decoded`` (the fast recipe's ``cache_images``) takes the JPEG decode,
+the data pipeline's largest cost (``bench/detector_profile.py``), off the training loop: every
+image is decoded once, before the first step, into one shared ``uint8`` buffer; images the network
+would shrink are stored at the network's size, so the per-step resize on the device is a no-op.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fashion_pipeline.common.images import open_upright
+from fashion_pipeline.detector.inference import network_scale
 from fashion_pipeline.detector.model import CLASS_NAMES
 
 
@@ -88,6 +94,7 @@ class CocoDetectionDataset(Dataset):
         self.image_root = image_root_of(self.coco, self.json_path, image_root)
         self.images = sample_images(self.coco["images"], max_images, sample_seed)
         self.boxes_by_image = self._boxes_by_image()
+        self.decoded: Optional[DecodedImages] = None
 
     def _boxes_by_image(self) -> dict:
         grouped = defaultdict(list)
@@ -106,6 +113,11 @@ class CocoDetectionDataset(Dataset):
         return [image["width"] / image["height"] for image in self.images]
 
     def read_image(self, index: int) -> torch.Tensor:
+        if self.decoded is not None:
+            return self.decoded.image(index)
+        return self.decode_image(index)
+
+    def decode_image(self, index: int) -> torch.Tensor:
         path = self.image_root / self.images[index]["file_name"]
         try:
             array = np.array(open_upright(path).convert("RGB"))  # the frame image_headers sized it in
@@ -117,6 +129,8 @@ class CocoDetectionDataset(Dataset):
         image = self.images[index]
         rows = self.boxes_by_image.get(image["id"], [])
         boxes = torch.tensor([row[:4] for row in rows], dtype=torch.float32).reshape(-1, 4)
+        if self.decoded is not None:
+            boxes = boxes * self.decoded.box_scale(index)  # the stored image may be shrunk
         labels = torch.tensor([row[4] for row in rows], dtype=torch.int64)
         return {"boxes": boxes, "labels": labels, "image_id": image["id"]}
 
@@ -127,6 +141,103 @@ class CocoDetectionDataset(Dataset):
         if flip:
             image, target = hflip(image, target)
         return image, target
+
+
+    def cache_decoded(self, min_size: int, max_size: int, workers: int = 0,
+                      max_bytes: int = 32 * 2 ** 30) -> "DecodedImages":
+        """Decode every image once (see :class:`DecodedImages`); later reads index the buffer."""
+        if self.decoded is None or self.decoded.sizes != (min_size, max_size):
+            self.decoded = None  # decode from the files, not from an older cache
+            self.decoded = DecodedImages.build(self, min_size, max_size, workers, max_bytes)
+        return self.decoded
+
+
+def stored_size(width: int, height: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """Width and height an image is cached at: the network's size when it would shrink it, else its own.
+
+    Images the network enlarges (DeepFashion's ~300 px at 800) stay native: the device enlarges them,
+    and the host holds and copies 7x fewer bytes.
+    """
+    scale = network_scale(width, height, min_size, max_size)
+    if scale >= 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class _Decoder(Dataset):
+    """Decodes (and shrinks) image ``index`` for :meth:`DecodedImages.build`'s parallel loader."""
+
+    def __init__(self, dataset: CocoDetectionDataset, min_size: int, max_size: int):
+        self.dataset, self.min_size, self.max_size = dataset, min_size, max_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.dataset.decode_image(index)
+        height, width = image.shape[-2:]
+        new_width, new_height = stored_size(width, height, self.min_size, self.max_size)
+        if (new_width, new_height) != (width, height):
+            # Bilinear with antialias, on uint8: what PIL's resize gives, without a float copy.
+            image = torch.nn.functional.interpolate(image[None].float(), size=(new_height, new_width), mode="bilinear",
+                                                    align_corners=False, antialias=True)[0].round_().clamp_(0, 255)
+            image = image.to(torch.uint8)
+        return image
+
+
+class DecodedImages:
+    """Every image of a dataset, decoded once into one flat shared ``uint8`` buffer.
+
+    Sizes come from the JSON, so the buffer is allocated (and its size checked against
+    ``max_bytes``) before anything is decoded; an image whose decoded size differs from its JSON
+    entry is an error naming it. The buffer lives in shared memory, so loader workers read it
+    without a copy.
+    """
+
+    def __init__(self, buffer: torch.Tensor, offsets: list[int], shapes: list[tuple[int, int]],
+                 scales: list[tuple[float, float]], sizes: tuple[int, int]):
+        self.buffer, self.offsets, self.shapes, self.scales, self.sizes = buffer, offsets, shapes, scales, sizes
+
+    @classmethod
+    def build(cls, dataset: CocoDetectionDataset, min_size: int, max_size: int, workers: int = 0,
+              max_bytes: int = 32 * 2 ** 30) -> "DecodedImages":
+        shapes, scales, offsets, total = [], [], [], 0
+        for image in dataset.images:
+            width, height = stored_size(image["width"], image["height"], min_size, max_size)
+            shapes.append((height, width))
+            scales.append((width / image["width"], height / image["height"]))
+            offsets.append(total)
+            total += 3 * width * height
+        if total > max_bytes:
+            raise ValueError(f"{dataset.json_path}: caching {len(dataset)} decoded images needs {total / 2 ** 30:.1f} GiB, "
+                             f"more than the {max_bytes / 2 ** 30:.1f} GiB allowed; train without cache_images "
+                             "(the loader workers then decode each step)")
+        buffer = torch.empty(total, dtype=torch.uint8).share_memory_()
+        loader = torch.utils.data.DataLoader(_Decoder(dataset, min_size, max_size), batch_size=None,
+                                             num_workers=workers)
+        for index, image in enumerate(loader):
+            expected = (3, *shapes[index])
+            if tuple(image.shape) != expected:
+                entry = dataset.images[index]
+                raise ValueError(f"{dataset.image_root / entry['file_name']} (image id {entry['id']} in "
+                                 f"{dataset.json_path}): decodes to {tuple(image.shape[1:])} (h, w), the JSON says "
+                                 f"{entry['height']}x{entry['width']}")
+            buffer[offsets[index]:offsets[index] + image.numel()] = image.reshape(-1)
+        return cls(buffer, offsets, shapes, scales, (min_size, max_size))
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.numel()
+
+    def image(self, index: int) -> torch.Tensor:
+        """A CxHxW view into the buffer (no copy; collate and ``to`` copy it later)."""
+        height, width = self.shapes[index]
+        start = self.offsets[index]
+        return self.buffer[start:start + 3 * height * width].view(3, height, width)
+
+    def box_scale(self, index: int) -> torch.Tensor:
+        scale_x, scale_y = self.scales[index]
+        return torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=torch.float32)
 
 
 def hflip(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:

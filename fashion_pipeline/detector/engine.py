@@ -7,6 +7,10 @@ Engineering on top of torchvision's ``references/detection/engine.py``:
 - mixed precision on CUDA: ``torch.autocast`` in float16 with a ``GradScaler``, or in bfloat16
   (``amp_dtype``; no scaler: bfloat16 has float32's range); ``compile_backbone`` compiles the
   backbone + FPN (most of the FLOPs; the RPN/RoI heads have data-dependent shapes);
+  ``channels_last`` stores the convolutions' weights NHWC (the tensor cores' layout on CUDA);
+- ``cache_images`` decodes every training image once, before the first step, into shared memory
+  (``CocoDetectionDataset.cache_decoded``): the JPEG decode leaves the loop, and images the network
+  would shrink are stored shrunk. Off by default (the thesis's recipe); on in ``--recipe fast``;
 - a non-finite or exploding loss stops the run with a message saying when and what to change;
 - ``checkpoint_last.pt`` is written atomically every ``checkpoint_period`` steps with model,
   optimizer, scheduler, scaler, iteration, RNG states (CPU, CUDA, numpy, Python; one set per rank)
@@ -89,6 +93,8 @@ class SolverConfig:
     reference_batch_size: int = 2
     amp_dtype: str = "float16"  # float16 (with GradScaler) | bfloat16
     compile_backbone: bool = False
+    channels_last: bool = False
+    cache_images: bool = False
 
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -310,6 +316,10 @@ def prepare_model(model, solver: SolverConfig, device, world_size: int):
         # Before the optimizer is built: the conversion replaces the BN modules (same state_dict keys).
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    if solver.channels_last:
+        # The model's transform batches images as NCHW; a conv with NHWC weights then runs NHWC
+        # (cuDNN/oneDNN pick the layout from input or weight) and hands NHWC on down the backbone.
+        model.to(memory_format=torch.channels_last)
     if solver.compile_backbone:
         # In place (nn.Module.compile): the state_dict keys stay those of the eager model, so
         # checkpoints load either way. dynamic: image sizes vary from batch to batch.
@@ -343,6 +353,12 @@ def train(model, dataset: CocoDetectionDataset, solver: SolverConfig, device, ou
     if state.iteration >= last_iteration:
         return state
 
+    if solver.cache_images:
+        module = model.module if hasattr(model, "module") else model
+        cache = dataset.cache_decoded(max(module.transform.min_size), module.transform.max_size, solver.num_workers)
+        if on_log and rank == 0:
+            on_log({"event": "images cached", "iteration": state.iteration, "images": len(dataset),
+                    "bytes": cache.nbytes})
     loader = make_loader(dataset, solver, start_batch=state.iteration, rank=rank, world_size=world_size)
     model.train()
     running = torch.zeros(len(LOSS_NAMES), device=device)
