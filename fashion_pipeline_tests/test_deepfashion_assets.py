@@ -175,15 +175,8 @@ def test_a_root_with_every_image_missing_fails_and_leaves_the_good_files(tmp_pat
     assert _versions(tmp_path) == [folder.name]  # the failed run's staging folder is gone
     data_root = tmp_path / "data"
     assert lineage.latest(instance, "deepfashion_coco").run_id == good.run_id  # the failed run recorded nothing
-    # lineage's rule (issue 19.2, test_lineage_checks): the failed run's check is PLANNED, and a PLANNED latest check
-    # counts as not passed, so the detector refuses clearly, naming that run, rather than training on anything
-    with pytest.raises(dg.Failure, match=f"planned in run {failed.run_id} but never evaluated"):
-        current_training_data(instance, data_root)
-    # evaluating the check again on the current (good) materialization rewrites nothing and makes it usable
-    rechecked = dg.materialize([assets.deepfashion_coco, assets.deepfashion_coco_valid], instance=instance,
-                               selection=dg.AssetSelection.checks(assets.deepfashion_coco_valid),
-                               resources={"data_root": DataRoot(root=str(data_root)), "deepfashion": EmbeddedDeepFashionSample()})
-    assert [c.passed for c in rechecked.get_asset_check_evaluations()] == [True]
+    # lineage's rule (issue 19.2, test_lineage_checks): the failed run's check is PLANNED, but that run
+    # materialized nothing, so its record is about no materialization: the good one stays usable as it was
     recorded = current_training_data(instance, data_root)  # checks passed on it, sha256 verified
     assert recorded.run_id == good.run_id and recorded.path(data_root, "train_path").parent == folder
     assert file_bytes(folder) == before

@@ -94,9 +94,11 @@ def failed_checks(instance: dg.DagsterInstance, asset: str, check_names: Iterabl
     """check name -> why, for every named check that has not passed on the current materialization.
 
     A check passes only when its latest evaluation (of this partition) passed *and* targets the
-    materialization that is current now. Failed, PLANNED (its run crashed before the check ran),
-    never evaluated, or evaluated on an older materialization: not passed. So a later crash never
-    hides an earlier failure, and a pass on old data never vouches for new data.
+    materialization that is current now. Failed, PLANNED by the run that made the current
+    materialization (it crashed before the check ran), never evaluated, or evaluated on an older
+    materialization: not passed. A PLANNED record of a run that materialized nothing is about no
+    materialization and is skipped: the record before it decides. So a later crash neither hides an
+    earlier failure nor discredits an earlier pass, and a pass on old data never vouches for new data.
     """
     current = latest(instance, asset, partition)
     keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for name in check_names]
@@ -104,10 +106,31 @@ def failed_checks(instance: dg.DagsterInstance, asset: str, check_names: Iterabl
     latest_records = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys, partition_filter=partition_filter)
     failed = {}
     for key in keys:
-        why = _not_passed_reason(latest_records.get(key), current)
+        record = latest_records.get(key)
+        if _planned_by_another_run(record, current):
+            record = _latest_about(instance, key, current, partition_filter)
+        why = _not_passed_reason(record, current)
         if why:
             failed[key.name] = why
     return failed
+
+
+def _planned_by_another_run(record, current: Optional[Recorded]) -> bool:
+    """A PLANNED record whose run did not produce the current materialization: that run stopped before it
+    materialized anything, so the record says nothing about the current materialization."""
+    return (record is not None and current is not None and record.status == AssetCheckExecutionRecordStatus.PLANNED
+            and record.run_id != current.run_id)
+
+
+def _latest_about(instance: dg.DagsterInstance, key: dg.AssetCheckKey, current: Recorded, partition_filter, scan: int = 100):
+    """The latest record that is about the current materialization: PLANNED records of runs that never
+    materialized are skipped, so a failure recorded before them still counts, and so does a pass."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=scan, partition_filter=partition_filter)
+    for record in history:  # newest first
+        if not _planned_by_another_run(record, current):
+            return record
+    return None
 
 
 def _not_passed_reason(record, current: Optional[Recorded]) -> Optional[str]:
