@@ -182,3 +182,42 @@ def version_folder_of(relative_path: str) -> Optional[str]:
         if parts[index - 1] == VERSIONS and not parts[index].startswith("."):
             return str(Path(*parts[:index + 1]))
     return None
+
+
+def published_folders(data_root: Path, asset: str, *parts: str) -> list[Published]:
+    """Every published ``v/<version>`` of this asset (partition), oldest first; staging folders are left out.
+
+    Ordered by the folder's mtime: the last entry written into it while it was staged, just before the
+    rename that published it (a rename keeps it, and so do ``mv`` and ``cp -a`` of the data root); ties
+    by name, so the order is total."""
+    data_root = Path(data_root)
+    versions_dir = home(data_root, asset, *parts) / VERSIONS
+    if not versions_dir.is_dir():
+        return []
+    folders = [p for p in versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    folders.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return [_published(data_root, folder, reused=True) for folder in folders]
+
+
+def latest_published(data_root: Path, asset: str, *parts: str, containing: Optional[str] = None) -> Optional[Published]:
+    """The most recently published folder of this asset (partition), or None; with ``containing``, the most
+    recent one that holds that file (a 128-px training set's folder has no 64-px array).
+
+    A command-line convenience only. Dagster's record is what assets read; the newest folder on disk
+    may be one that no record names (a run that failed after publishing, a CLI run), and a rerun that
+    reused an older folder does not make it newest. Pass explicit paths when that matters."""
+    for published in reversed(published_folders(data_root, asset, *parts)):
+        if containing is None or (published.folder / containing).exists():
+            return published
+    return None
+
+
+def latest_published_file(data_root: Path, asset: str, *parts: str, name: str, flag: str) -> Path:
+    """``latest_published(...).file(name)`` for a CLI default, or a FileNotFoundError that says what to
+    materialize, or which flag (``flag``) to pass instead."""
+    published = latest_published(data_root, asset, *parts, containing=name)
+    if published is None:
+        where = home(data_root, asset, *parts) / VERSIONS
+        raise FileNotFoundError(f"no published folder with {name} under {where}: materialize {asset} first, "
+                                f"or pass {flag}")
+    return published.file(name)

@@ -124,8 +124,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     from fashion_pipeline.detector.inference import load_detector
 
     parser = argparse.ArgumentParser(description="COCO-evaluate a trained detector checkpoint on a split.")
-    parser.add_argument("checkpoint")
-    parser.add_argument("json_path", help="COCO split, e.g. <data_root>/deepfashion_coco/val.json")
+    parser.add_argument("checkpoint", help="e.g. <data_root>/fashion_detector/<backbone>/v/<version>/model_final.pt")
+    parser.add_argument("json_path", help="COCO split, e.g. <data_root>/deepfashion_coco/v/<input key>/val.json "
+                                          "(the folder deepfashion_coco's metadata names)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-images", type=int, default=0, help="a seeded random sample of this many images; 0 = the whole split")

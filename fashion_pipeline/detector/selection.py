@@ -10,8 +10,9 @@ Selection rule, in order:
 
 Only backbones evaluated on the same validation set compete. The ``best_detector`` asset takes
 the candidates from Dagster's record of ``fashion_detector`` and keeps those trained and evaluated
-on the current ``deepfashion_coco``; this CLI reads ``<detector_root>/*/metrics.json`` and keeps
-those evaluated on the ``val.json`` it is given. Checkpoint paths are relative to the data root.
+on the current ``deepfashion_coco``; this CLI reads each ``<detector_root>/<backbone>/metrics.json``
+(else the newest published ``<backbone>/v/*/metrics.json``) and keeps those evaluated on the
+``val.json`` it is given. Checkpoint paths are relative to the data root.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from fashion_pipeline.common import versions
 from fashion_pipeline.common.atomic import write_json
 from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.detector.constants import BACKBONES, METRIC_KEYS
@@ -35,11 +37,13 @@ class NoTrainedDetector(RuntimeError):
 def read_candidates(detector_root: Path) -> list[dict]:
     """One metrics dict per backbone folder that holds a finished training (CLI use).
 
+    A backbone folder is a trainer's ``--output-dir`` (``metrics.json`` in it) or a data root's
+    ``fashion_detector/<backbone>`` (its newest published ``v/<version>/metrics.json``).
     ``checkpoint`` is rewritten relative to the data root (``detector_root``'s parent).
     """
     detector_root = Path(detector_root)
     candidates = []
-    for metrics_path in sorted(detector_root.glob("*/metrics.json")):
+    for metrics_path in _metrics_files(detector_root):
         try:
             metrics = json.loads(metrics_path.read_text())
         except json.JSONDecodeError as error:
@@ -52,6 +56,19 @@ def read_candidates(detector_root: Path) -> list[dict]:
             metrics["checkpoint"] = str(checkpoint.relative_to(detector_root.parent))
             candidates.append(metrics)
     return candidates
+
+
+def _metrics_files(detector_root: Path) -> list[Path]:
+    found = []
+    for folder in sorted(p for p in detector_root.glob("*") if p.is_dir()):
+        if (folder / "metrics.json").is_file():  # a trainer's --output-dir
+            found.append(folder / "metrics.json")
+            continue
+        published = versions.latest_published(detector_root.parent, detector_root.name, folder.name,
+                                              containing="metrics.json")
+        if published is not None:
+            found.append(published.file("metrics.json"))
+    return found
 
 
 def split_by_validation_set(candidates: list[dict], val_json_sha256: str) -> tuple[list[dict], list[dict]]:

@@ -11,7 +11,7 @@ Cropping policy (so that the DCGAN's 64x64 input is not distorted):
 
 The crop is saved at its native resolution (PNG, lossless); the training set resizes it to 64x64.
 
-``python -m fashion_pipeline.gan.crops --data-root data --threshold 0.5``
+``python -m fashion_pipeline.gan.crops --data-root data --threshold 0.5 [--detections D]``
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from fashion_pipeline.common import atomic
+from fashion_pipeline.common import atomic, versions
+from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.common.images import open_upright
 
 FULL_BODY_LABEL = 3
@@ -114,16 +115,35 @@ def remove_stale_crops(out_dir: str | Path, keep_ids: set[str]) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Square full-body crops from pinterest_detections/detections.parquet.")
-    parser.add_argument("--data-root", default="data")
+    parser = argparse.ArgumentParser(
+        description="Square full-body crops from a pinterest_detections detections.parquet; writes "
+                    "fullbody_crops/v/<input key>/{crops/, manifest.parquet} under the data root.",
+        epilog="The default input is the newest published folder on disk (common.versions.latest_published), "
+               "not necessarily Dagster's current record. The output folder is named by no record: "
+               "python -m fashion_pipeline.gc removes it after --min-age-s.")
+    parser.add_argument("--data-root", default="data", help="the detections' file paths are relative to it")
+    parser.add_argument("--detections", type=Path, default=None,
+                        help="a detections.parquet (default: the newest published pinterest_detections one)")
     parser.add_argument("--threshold", type=float, default=0.5, help="minimum full-body score")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
-    detections = pd.read_parquet(root / "pinterest_detections" / "detections.parquet")
-    boxes = best_fullbody_boxes(detections, args.threshold)
-    manifest = write_crops(root, boxes, root / "fullbody_crops" / "crops")
-    atomic.write_parquet(root / "fullbody_crops" / "manifest.parquet", manifest)
+    detections_path = args.detections or versions.latest_published_file(
+        root, "pinterest_detections", name="detections.parquet", flag="--detections")
+    print(f"detections {detections_path}")
+    detections = pd.read_parquet(detections_path)
+    # named by what the crops depend on, so the manifest can name each crop where it will lie once published
+    key = versions.input_key("crops-cli", file_sha256(detections_path), args.threshold)
+    published = versions.find(root, "fullbody_crops", version=key)
+    if published is None:
+        boxes = best_fullbody_boxes(detections, args.threshold)
+        with versions.staging(root, "fullbody_crops") as out:
+            manifest = write_crops(root, boxes, out.path("crops"))
+            manifest["crop_path"] = [out.published_relative(root / p, key) for p in manifest["crop_path"]]
+            atomic.write_parquet(out.path("manifest.parquet"), manifest)
+            published = out.publish(key)
+    manifest = pd.read_parquet(published.file("manifest.parquet"))
     print(f"{len(manifest)} crops out of {len(detections)} images")
+    print(f"wrote {published.file('manifest.parquet')}{' (reused)' if published.reused else ''}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Output: one row per image with list columns ``boxes`` (N x [x1, y1, x2, y2], ori
 Decoding of the next chunk overlaps inference of the current one (a background thread), and the
 model sees ``batch_size`` images at a time on the GPU when there is one.
 
-``python -m fashion_pipeline.gan.detect --data-root data --min-size 320``
+``python -m fashion_pipeline.gan.detect --data-root data --min-size 320 [--manifest M] [--checkpoint C | --best-json B]``
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fashion_pipeline.common import atomic
+from fashion_pipeline.common import atomic, versions
 from fashion_pipeline.common.device import pick_device
+from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.common.images import open_upright
 
 LABEL_NAMES = {1: "upper", 2: "lower", 3: "full"}
@@ -110,21 +111,56 @@ def _to_frame(manifest: pd.DataFrame, outputs: list[dict]) -> pd.DataFrame:
     return frame
 
 
+def checkpoint_from_best(data_root: Path, best_json: Path) -> Path:
+    """The checkpoint a ``best.json`` names (relative to the data root), checked against its recorded sha256."""
+    try:
+        best = json.loads(Path(best_json).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{best_json}:{error.lineno}: not valid JSON ({error.msg})") from error
+    if "checkpoint" not in best:
+        raise ValueError(f"{best_json}: no 'checkpoint' key")
+    checkpoint = Path(data_root) / best["checkpoint"]
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{best_json} names {checkpoint}, which does not exist (removed by gc?)")
+    expected = best.get("checkpoint_sha256")
+    if expected and file_sha256(checkpoint) != expected:
+        raise ValueError(f"{checkpoint} changed since {best_json} recorded it (sha256 differs)")
+    return checkpoint
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Detect fashion items on every pinterest_dataset image.")
-    parser.add_argument("--data-root", default="data")
+    parser = argparse.ArgumentParser(
+        description="Detect fashion items on every image of a pinterest_dataset manifest; writes "
+                    "pinterest_detections/v/<content>/detections.parquet under the data root.",
+        epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
+               "necessarily Dagster's current record. The output folder is named by no record: "
+               "python -m fashion_pipeline.gc removes it after --min-age-s.")
+    parser.add_argument("--data-root", default="data", help="file paths in the manifest are relative to it")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="a pinterest_dataset manifest.parquet (default: the newest published one)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", type=Path, default=None, help="a fashion_detector model_final.pt")
+    source.add_argument("--best-json", type=Path, default=None,
+                        help="a best_detector best.json; its checkpoint is used, sha256-checked "
+                             "(default: the newest published best.json)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--min-size", type=int, default=None, help="inference resize (shorter side)")
     parser.add_argument("--max-proposals", type=int, default=None, help="RPN proposals kept per image")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
-    manifest = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
-    best = json.loads((root / "best_detector" / "best.json").read_text())
-    run = detect_images(manifest, root, root / best["checkpoint"], pick_device(args.device), args.batch_size, args.min_size,
-                        args.max_proposals)
-    atomic.write_parquet(root / "pinterest_detections" / "detections.parquet", run.detections)
+    manifest_path = args.manifest or versions.latest_published_file(root, "pinterest_dataset", name="manifest.parquet",
+                                                                    flag="--manifest")
+    checkpoint = args.checkpoint or checkpoint_from_best(root, args.best_json or versions.latest_published_file(
+        root, "best_detector", name="best.json", flag="--checkpoint or --best-json"))
+    print(f"manifest {manifest_path}\ncheckpoint {checkpoint}")
+    run = detect_images(pd.read_parquet(manifest_path), root, checkpoint, pick_device(args.device), args.batch_size,
+                        args.min_size, args.max_proposals)
+    with versions.staging(root, "pinterest_detections") as out:  # a new folder: a recorded one is never overwritten
+        atomic.write_parquet(out.path("detections.parquet"), run.detections)
+        published = out.publish()
     print(f"{len(run.detections)} images, {run.images_per_second:.1f} images/s, {run.per_class()}")
+    print(f"wrote {published.file('detections.parquet')}")
 
 
 if __name__ == "__main__":

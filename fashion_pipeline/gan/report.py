@@ -1,10 +1,13 @@
 """The ablation report: the thesis's Table 5.2 for every trained variant, plus FID/KID and the fakes side by side.
 
-Reads ``<data_root>/dcgan/<variant>/{history.json, generator.pt, fixed_noise_fakes.npy}`` and
-``<data_root>/dcgan_training_set/<variant>.npy`` for whichever variants exist; writes
-``<data_root>/ablation_report/{report.md, report.json, fakes_side_by_side.png}``.
+Reads each run's ``{history.json, generator.pt, fixed_noise_fakes.npy}`` and each variant's training set
+from the folders a ``Layout`` names (the asset: Dagster's record; the CLI: ``--run``/``--training-set``, else
+the newest published ``dcgan/<variant>/seed<k>/v/*`` and ``dcgan_training_set/<variant>/v/*``); writes
+``{report.md, report.json, fakes_side_by_side.png}`` into ``out_dir`` (the CLI and the asset:
+a new ``ablation_report/v/<version>/``).
 
-``python -m fashion_pipeline.gan.report --data-root data [--inception-weights inception_v3.pth]``
+``python -m fashion_pipeline.gan.report --data-root data [--inception-weights inception_v3.pth]
+[--run VARIANT SEED FOLDER ...] [--training-set VARIANT FILE ...]``
 """
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fashion_pipeline.common import atomic, render
+from fashion_pipeline.common import atomic, render, versions
 from fashion_pipeline.gan import dcgan, quality
 from fashion_pipeline.gan.settings import TUTORIAL_LOG_EVERY
-from fashion_pipeline.gan.training_sets import VARIANTS, array_name
+from fashion_pipeline.gan.training_sets import IMAGE_SIZES, VARIANTS, array_name
 
 # Thesis, Table 5.2 (best epoch, 200 epochs); "original" is from the per-experiment tables. The thesis
 # quotes cropped's Loss_D as 0.5132 in its per-experiment table and 0.5139 in Table 5.2: Table 5.2's here.
@@ -354,21 +357,87 @@ def report_markdown(report: dict, picture_markdown: str) -> str:
     return "\n".join(parts)
 
 
+def latest_layout(data_root: Path) -> tuple[dict[str, list[str]], Layout]:
+    """(variant -> seeds, Layout) from the newest published folders on disk (CLI use): per ``dcgan`` partition the
+    newest folder with a history, per variant and size the newest training set. Not necessarily Dagster's record."""
+    data_root = Path(data_root)
+    runs, folders, sets = {}, {}, {}
+    for variant in VARIANTS:
+        for seed_dir in sorted((data_root / "dcgan" / variant).glob("seed*")):
+            seed = seed_dir.name.removeprefix("seed")
+            published = versions.latest_published(data_root, "dcgan", variant, seed_dir.name,
+                                                  containing=dcgan.HISTORY_NAME)
+            if published is not None:
+                runs.setdefault(variant, []).append(seed)
+                folders[(variant, seed)] = published.folder
+        for size in IMAGE_SIZES:
+            name = array_name(variant, size)
+            published = versions.latest_published(data_root, "dcgan_training_set", variant, containing=name)
+            if published is not None:
+                sets[(variant, size)] = published.file(name)
+    return runs, Layout(data_root, run_folders=folders, training_sets=sets)
+
+
+def explicit_layout(data_root: Path, run_args: list, set_args: list) -> tuple[dict[str, list[str]], Layout]:
+    """The layout ``--run VARIANT SEED FOLDER`` and ``--training-set VARIANT FILE`` name; training sets not
+    named come from the newest published folders."""
+    runs, latest = latest_layout(data_root)
+    folders, sets = dict(latest.run_folders), dict(latest.training_sets)
+    if run_args:  # the runs named replace the ones found on disk
+        runs, folders = {}, {}
+    for variant, seed, folder in run_args:
+        if variant not in VARIANTS:
+            raise ValueError(f"--run {variant} {seed} {folder}: unknown variant; expected one of {VARIANTS}")
+        if not (Path(folder) / dcgan.HISTORY_NAME).is_file():
+            raise FileNotFoundError(f"--run {variant} {seed} {folder}: no {dcgan.HISTORY_NAME} in that folder")
+        runs.setdefault(variant, []).append(seed)
+        folders[(variant, seed)] = Path(folder)
+    for variant, path in set_args:
+        if variant not in VARIANTS:
+            raise ValueError(f"--training-set {variant} {path}: unknown variant; expected one of {VARIANTS}")
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # the header only: which size it is
+        if len(shape) != 4 or shape[1] not in IMAGE_SIZES:
+            raise ValueError(f"--training-set {variant} {path}: shape {shape}, expected N x S x S x 3 with S in {IMAGE_SIZES}")
+        sets[(variant, shape[1])] = Path(path)
+    return runs, Layout(Path(data_root), run_folders=folders, training_sets=sets)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     import torch
 
-    parser = argparse.ArgumentParser(description="Write the DCGAN ablation report for the trained variants.")
+    from fashion_pipeline.gan.detect import checkpoint_from_best
+
+    parser = argparse.ArgumentParser(
+        description="Write the DCGAN ablation report for the trained variants into ablation_report/v/<content>/.",
+        epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
+               "necessarily Dagster's current record. The output folder is named by no record: "
+               "python -m fashion_pipeline.gc removes it after --min-age-s.")
     parser.add_argument("--data-root", default="data")
+    parser.add_argument("--run", nargs=3, action="append", default=[], metavar=("VARIANT", "SEED", "FOLDER"),
+                        help="a published dcgan folder (history.json, generator.pt, ...); repeat; "
+                             "default: the newest folder of every dcgan partition on disk")
+    parser.add_argument("--training-set", nargs=2, action="append", default=[], metavar=("VARIANT", "FILE"),
+                        help="a training-set .npy (its size is read from it); default: the newest published one")
     parser.add_argument("--inception-weights", default=None, help="local inception_v3 state dict")
+    parser.add_argument("--detector-checkpoint", type=Path, default=None,
+                        help="feature space without --inception-weights (default: the newest best_detector's)")
     parser.add_argument("--n-samples", type=int, default=0, help="fakes per generator; at least the feature dimension")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
-    best_json = root / "best_detector" / "best.json"
-    # best.json stores the checkpoint relative to the data root
-    checkpoint = str(root / json.loads(best_json.read_text())["checkpoint"]) if best_json.exists() else None
-    space = quality.make_feature_space(args.inception_weights, checkpoint, torch.device("cpu"))
-    report = build_report(root, space, ReportSettings(n_samples=args.n_samples))
-    print(f"wrote {root / 'ablation_report' / 'report.md'} for {report['variants']}")
+    runs, layout = explicit_layout(root, args.run, args.training_set)
+    if not runs:
+        raise FileNotFoundError(f"no published dcgan folder under {root / 'dcgan'}: materialize dcgan first, or pass --run")
+    checkpoint = args.detector_checkpoint
+    if checkpoint is None and not args.inception_weights:
+        best = versions.latest_published(root, "best_detector", containing="best.json")
+        checkpoint = checkpoint_from_best(root, best.file("best.json")) if best else None
+    space = quality.make_feature_space(args.inception_weights, str(checkpoint) if checkpoint else None,
+                                       torch.device("cpu"))
+    with versions.staging(root, "ablation_report") as out:  # a new folder: a recorded report is never overwritten
+        report = build_report(root, space, ReportSettings(n_samples=args.n_samples), runs=runs, layout=layout,
+                              out_dir=out.dir)
+        published = out.publish()
+    print(f"wrote {published.file('report.md')} for {report['variants']}")
 
 
 if __name__ == "__main__":

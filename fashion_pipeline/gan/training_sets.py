@@ -9,10 +9,11 @@ exactly what the reference's ``transforms.Resize(64)`` + ``transforms.CenterCrop
 rejected: borders would be a trivial cue for the discriminator and waste generator capacity. For the
 ``original`` images this cuts the sides of portrait photos, as the thesis's pipeline did.
 
-Files: ``<variant>.npy`` at 64 px (the thesis), ``<variant>_<S>px.npy`` at another size, each with its
-``.parquet`` of image ids in order.
+Files (in ``dcgan_training_set/<variant>/v/<version>/``): ``<variant>.npy`` at 64 px (the thesis),
+``<variant>_<S>px.npy`` at another size, each with its ``.parquet`` of image ids in order.
 
-``python -m fashion_pipeline.gan.training_sets --data-root data --variant subset [--image-size 128]``
+``python -m fashion_pipeline.gan.training_sets --data-root data --variant subset [--image-size 128]
+[--dataset-manifest M] [--crops-manifest C]``
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fashion_pipeline.common import atomic
+from fashion_pipeline.common import atomic, versions
 from fashion_pipeline.common.images import open_upright
 
 VARIANTS = ("cropped", "original", "subset")
@@ -105,18 +106,39 @@ def build_variant(data_root: str | Path, variant: str, dataset: pd.DataFrame, cr
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Build a DCGAN training set (S x S uint8 .npy).")
-    parser.add_argument("--data-root", default="data")
+    parser = argparse.ArgumentParser(
+        description="Build a DCGAN training set (S x S uint8 .npy); writes "
+                    "dcgan_training_set/<variant>/v/<content>/<variant>[_<S>px].{npy,parquet} under the data root.",
+        epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
+               "necessarily Dagster's current record. The output folder is named by no record: "
+               "python -m fashion_pipeline.gc removes it after --min-age-s.")
+    parser.add_argument("--data-root", default="data", help="the manifests' file paths are relative to it")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--dataset-manifest", type=Path, default=None,
+                        help="a pinterest_dataset manifest.parquet, for original and subset "
+                             "(default: the newest published one)")
+    parser.add_argument("--crops-manifest", type=Path, default=None,
+                        help="a fullbody_crops manifest.parquet, for cropped and subset (default: the newest published one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
     parser.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=IMAGE_SIZE)
     args = parser.parse_args(argv)
     root = Path(args.data_root)
-    dataset = pd.read_parquet(root / "pinterest_dataset" / "manifest.parquet")
-    crops = pd.read_parquet(root / "fullbody_crops" / "manifest.parquet")
-    images, _ = build_variant(root, args.variant, dataset, crops, root / "dcgan_training_set", args.seed,
-                              args.image_size)
+    dataset = crops = None  # each variant reads only what it is drawn from
+    if args.variant != "cropped":
+        path = args.dataset_manifest or versions.latest_published_file(
+            root, "pinterest_dataset", name="manifest.parquet", flag="--dataset-manifest")
+        print(f"dataset manifest {path}")
+        dataset = pd.read_parquet(path)
+    if args.variant != "original":
+        path = args.crops_manifest or versions.latest_published_file(
+            root, "fullbody_crops", name="manifest.parquet", flag="--crops-manifest")
+        print(f"crops manifest {path}")
+        crops = pd.read_parquet(path)
+    with versions.staging(root, "dcgan_training_set", args.variant) as out:  # never into a recorded folder
+        images, _ = build_variant(root, args.variant, dataset, crops, out.dir, args.seed, args.image_size)
+        published = out.publish()
     print(f"{args.variant}: {images.shape}")
+    print(f"wrote {published.file(array_name(args.variant, args.image_size))}{' (reused)' if published.reused else ''}")
 
 
 if __name__ == "__main__":
