@@ -1,7 +1,6 @@
 """The try-on models (issue 22): the TPS grid against scipy's thin-plate spline, sizes derived from the
 configuration, the agnostic representation, CAGAN's composition, resumption after a crash (both models),
 divergence as a non-retryable exit, and the trained models as report methods at the pairs' size."""
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from scipy.interpolate import RBFInterpolator
 from fashion_pipeline.synthetic import tryon as synthetic
 from fashion_pipeline.tryon import baselines, cagan, gmm, inputs, models, tom, train
 from fashion_pipeline.tryon.layout import Layout, read_pairs
-from fashion_pipeline.tryon.model_settings import MODEL_NAME, TrainConfig, checkpoint_name
+from fashion_pipeline.tryon.model_settings import MODEL_NAME, TrainConfig
 
 H, W = 64, 48
 TINY = dict(batch_size=2, ngf=4, max_channels=16, ndf=4, checkpoint_every=1, log_every=1, lr=2e-4)

@@ -1,0 +1,144 @@
+"""Dagster layer of the try-on models: ``tryon_model``, partitioned by method (viton, encoder_decoder, cagan), so a
+user trains or retrains one method from the UI (or backfills all three).
+
+Like ``dcgan``: the trainer (``python -m fashion_pipeline.tryon.train``, or torchrun with ``nproc_per_node > 1``)
+runs in its own process through Dagster Pipes (``common.pipes.run_trainer``) in the ``gpu`` pool; a diverged run
+or a refused resume fails without retries. Its resume cache is keyed by what it trains on: the pairs' data
+version, the training config and the process count, so new data or settings never continue an old checkpoint.
+The finished model is published under ``tryon_model/<method>/v/<model sha>/`` and recorded; the report reads
+the recorded file. Torch-free at import.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from fashion_pipeline.common import distributed, lineage, versions
+from fashion_pipeline.common.automation import TRAINING_RETRY
+from fashion_pipeline.common.config import config_from_dataclass
+from fashion_pipeline.common.fingerprint import combine, file_sha256
+from fashion_pipeline.common.pipes import run_trainer
+from fashion_pipeline.common.resources import ComputeDevice, DataRoot
+from fashion_pipeline.tryon import model_settings
+
+GROUP = "tryon"
+ASSET = "tryon_model"
+PAIRS_CHECK = "tryon_pairs_valid"
+FINITE_CHECK = "tryon_model_finite_losses"
+method_partitions = dg.StaticPartitionsDefinition(list(model_settings.METHODS))
+
+TryonModelConfig = config_from_dataclass(
+    model_settings.TrainConfig, "TryonModelConfig",
+    "The papers' hyperparameters are the defaults (see fashion_pipeline.tryon.model_settings); the method is the partition.",
+    overrides={"device": (str, ""), "method": (str, "")},  # the partition names the method
+    resume=(bool, True),
+    nproc_per_node=(int, 1),
+    # 0: train at the pairs' size; else this height (width 3/4 of it), scored at the pairs' size (tryon/models.py)
+    model_height=(int, 0),
+)
+
+
+def _dataset_root(data_root: DataRoot, pairs: lineage.Recorded) -> Path:
+    stored = str(pairs.require("dataset_root"))
+    return Path(stored) if Path(stored).is_absolute() else data_root.path / stored
+
+
+def train_config(config, method: str, device: str) -> model_settings.TrainConfig:
+    fields = {f.name for f in dataclasses.fields(model_settings.TrainConfig)}
+    values = {k: v for k, v in config.model_dump().items() if k in fields}
+    return model_settings.TrainConfig(**{**values, "method": method, "device": device})
+
+
+def resume_key(pairs_version: str, train: model_settings.TrainConfig, height: int, nproc: int) -> str:
+    architecture = {stage: train.architecture(stage, nproc) for stage in train.stages}
+    return combine([pairs_version, json.dumps(architecture, sort_keys=True), str(height), str(nproc)])
+
+
+def _loss_chart(history: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fashion_pipeline.common import render
+
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    for stage, record in history["stages"].items():
+        rows = record["history"]
+        keys = [k for k in rows[0] if k not in ("step", "total")] if rows else []
+        for key in keys:
+            axis.plot([r["step"] for r in rows], [r[key] for r in rows], label=f"{stage}: {key}")
+    axis.set_xlabel("step (per stage)")
+    axis.legend(fontsize=6)
+    return render.figure_markdown(figure, alt="try-on training losses")
+
+
+@dg.asset(group_name=GROUP, partitions_def=method_partitions, pool="gpu", kinds={"pytorch"}, code_version="1",
+          retry_policy=TRAINING_RETRY, deps=["tryon_pairs"],
+          check_specs=[lineage.partitioned_check(FINITE_CHECK, ASSET, method_partitions,
+                                                 "Every logged training loss of every stage is finite.")])
+def tryon_model(context: dg.AssetExecutionContext, config: TryonModelConfig, data_root: DataRoot,
+                compute: ComputeDevice, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    """One try-on method trained on ``tryon_pairs``' train split: ``viton`` (CP-VTON's GMM + TOM), ``encoder_decoder``
+    or ``cagan`` (unpaired). Resumes after an interruption; never retrains by itself."""
+    method = context.partition_key
+    root = data_root.path
+    pairs = lineage.require_latest(context.instance, "tryon_pairs")
+    lineage.require_checks_passed(context.instance, "tryon_pairs", (PAIRS_CHECK,))
+    dataset = _dataset_root(data_root, pairs)
+    height = config.model_height or int(pairs.require("height"))
+    train = train_config(config, method, config.device or compute.device)
+    work_dir = versions.resume_dir(root, ASSET, method,
+                                   key=resume_key(pairs.data_version or "unversioned", train, height, config.nproc_per_node))
+    if not config.resume:
+        for stage in train.stages:
+            (work_dir / model_settings.checkpoint_name(stage)).unlink(missing_ok=True)
+    from fashion_pipeline.tryon.train import command_args  # imports torch: only inside the step
+
+    command = distributed.launch_command(
+        "fashion_pipeline.tryon.train",
+        ["--root", str(dataset), "--height", str(height), "--out", str(work_dir), *command_args(train)],
+        config.nproc_per_node)
+    context.log.info("training: " + " ".join(command))
+    env = compute.training_env(config.nproc_per_node, log=context.log.info)
+    trained = run_trainer(context, pipes_subprocess_client, command, env, lease=compute.lease(config.nproc_per_node)).metadata
+    history = json.loads((work_dir / model_settings.HISTORY_NAME).read_text())
+    finite = all(np.isfinite([v for row in record["history"] for k, v in row.items() if k != "step"]).all()
+                 for record in history["stages"].values())
+    model_sha256 = file_sha256(work_dir / model_settings.MODEL_NAME)
+    with versions.staging(root, ASSET, method) as out:
+        for name in (model_settings.MODEL_NAME, model_settings.HISTORY_NAME):
+            out.link(work_dir / name)
+        published = out.publish(combine([model_sha256]))
+    return dg.MaterializeResult(
+        metadata={**trained, "method": method, "model_height": height, "pairs_height": int(pairs.require("height")),
+                  "tryon_pairs_version": pairs.data_version or "",
+                  "model": dg.MetadataValue.path(published.relative_file(model_settings.MODEL_NAME)),
+                  "model_sha256": model_sha256,
+                  "loss_chart": dg.MetadataValue.md(_loss_chart(history)),
+                  "resume_dir": dg.MetadataValue.path(lineage.relative(work_dir, root)),
+                  **lineage.folder_metadata(published)},
+        data_version=dg.DataVersion(combine([model_sha256])),
+        check_results=[dg.AssetCheckResult(check_name=FINITE_CHECK, passed=bool(finite), metadata={"method": method})])
+
+
+def recorded_models(instance: dg.DagsterInstance, data_root: Path, methods) -> dict[str, Path]:
+    """{method: model.pt} for the methods whose latest ``tryon_model`` materialization passed its check; the
+    report uses these (a method never trained is left out, and says so)."""
+    found = {}
+    for method in methods:
+        record = lineage.latest(instance, ASSET, method)
+        if record is None:
+            continue
+        lineage.require_checks_passed(instance, ASSET, (FINITE_CHECK,), method)
+        found[method] = lineage.verified_file(Path(data_root), record, "model", "model_sha256")
+    return found
+
+
+# `make demo`: trained at 64 x 48 on the 128 x 96 pairs, scored at 128 x 96 (fits the CPU budget: see the README)
+DEMO_TRAIN = {"model_height": 64, "batch_size": 4, "ngf": 16, "max_channels": 128, "ndf": 16, "lr": 3e-4,
+              "warp_mask": 1.0, "log_every": 25}
+DEMO_STEPS = {"viton": {"gmm_steps": 250, "steps": 250}, "encoder_decoder": {"steps": 250}, "cagan": {"steps": 150}}
