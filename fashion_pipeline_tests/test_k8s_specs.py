@@ -373,3 +373,96 @@ def test_the_validator_rejects_a_broken_manifest():
     volume["spec"]["accessMode"] = ["ReadWriteMany"]  # a typo of accessModes
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(volume, KUBERNETES_VERSION, strict=True)
+
+
+# The chart's own values.schema.json (deploy/k8s/PROVENANCE.md: which commit, and how it differs from 1.13.27).
+CHART_SCHEMA = json.loads((REPO / "deploy" / "k8s" / "values.schema.json").read_text())
+# Its Kubernetes types are $refs to this remote file; here they resolve to kubernetes-validate's bundled
+# (non-strict, like the original) definitions for KUBERNETES_VERSION, since nothing remote can be fetched.
+K8S_DEFINITIONS_URI = "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/v1.19.0/_definitions.json"
+
+
+def _without_required(node):
+    """Helm validates the chart's defaults merged with ours, and those defaults fill every `required` key;
+    we hold only our overrides, so `required` is dropped. Types, enums and unknown keys
+    (additionalProperties: false) are still enforced."""
+    if isinstance(node, dict):
+        return {k: _without_required(v) for k, v in node.items() if k != "required"}
+    if isinstance(node, list):
+        return [_without_required(v) for v in node]
+    return node
+
+
+def _chart_schema_validator():
+    import jsonschema
+    import kubernetes_validate
+    import referencing
+    from referencing.jsonschema import DRAFT202012
+
+    bundled = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local"
+    definitions = json.loads((bundled / "_definitions.json").read_text())["$defs"]
+    # The chart points at "#/definitions/...", the bundled file keeps them under "$defs": serve both.
+    k8s = referencing.Resource.from_contents({"$defs": definitions, "definitions": definitions}, DRAFT202012)
+    registry = referencing.Registry().with_resource(K8S_DEFINITIONS_URI, k8s)
+    # No $schema in the file; its "$defs" are pydantic v2's, i.e. draft 2020-12.
+    return jsonschema.Draft202012Validator(_without_required(CHART_SCHEMA), registry=registry)
+
+
+def _leaves(error):
+    """An anyOf (pydantic's "X or null") reports at the parent; its sub-errors name the key at fault."""
+    return [leaf for sub in error.context for leaf in _leaves(sub)] if error.context else [error]
+
+
+def chart_schema_errors(values: dict) -> list[str]:
+    return [f"{'.'.join(map(str, leaf.absolute_path)) or '<root>'}: {leaf.message}"
+            for error in _chart_schema_validator().iter_errors(values) for leaf in _leaves(error)]
+
+
+def test_values_pass_the_charts_own_schema():
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(CHART_SCHEMA)
+    assert chart_schema_errors(VALUES) == []
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    # unknown keys where the chart's models forbid extras
+    (lambda v: v["concurrency"]["pools"].update(limit=4), "concurrency.pools"),
+    (lambda v: v["concurrency"].update(pool={"defaultLimit": 1}), "concurrency"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(podSecurityContext={"fsGroup": 1000}),
+     "runLauncher.config.k8sRunLauncher"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"].update(pod_spec_config={}),
+     "runLauncher.config.k8sRunLauncher.runK8sConfig"),
+    (lambda v: v["dagsterDaemon"]["runCoordinator"].update(maxConcurrentRuns=4), "dagsterDaemon.runCoordinator"),
+    (lambda v: v["telemetry"].update(level="off"), "telemetry"),
+    # wrong types and values
+    (lambda v: v["concurrency"].update(enabled="true"), "concurrency.enabled"),
+    (lambda v: v["concurrency"]["pools"].update(defaultLimit="1"), "concurrency.pools.defaultLimit"),
+    (lambda v: v["runLauncher"].update(type="KubernetesRunLauncher"), "runLauncher.type"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(imagePullPolicy="Sometimes"),
+     "runLauncher.config.k8sRunLauncher.imagePullPolicy"),
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(envVars=[{"name": "A", "value": "1"}]),
+     "runLauncher.config.k8sRunLauncher.envVars.0"),
+    # a Kubernetes type, resolved through the $ref to the API definitions
+    (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"]["volumeMounts"][0].update(mountPath=7),
+     "runLauncher.config.k8sRunLauncher.volumeMounts.0.mountPath"),
+    (lambda v: v["dagster-user-deployments"]["deployments"][0].update(replicaCount=0),
+     "dagster-user-deployments.deployments.0.replicaCount"),
+])
+def test_a_value_the_charts_schema_rejects_fails(mutate, expected):
+    values = json.loads(json.dumps(VALUES))
+    mutate(values)
+    errors = chart_schema_errors(values)
+    assert any(error.startswith(expected + ":") for error in errors), errors
+
+
+def test_the_template_key_lists_match_the_charts_schema():
+    """The keys _launcher_config / chart_ignored_values mirror from the templates are the schema's keys."""
+    defs = CHART_SCHEMA["$defs"]
+    assert set(defs["K8sRunLauncherConfig"]["properties"]) == K8S_RUN_LAUNCHER_KEYS
+    assert set(defs["RunK8sConfig"]["properties"]) == set(RUN_K8S_CONFIG_KEYS)
+    assert set(defs["Concurrency"]["properties"]) == CONCURRENCY_KEYS
+    assert set(defs["ConcurrencyPools"]["properties"]) == set(POOL_KEYS)
+    # The schema accepts a concurrency block without enabled (it defaults to false, and the chart then
+    # renders nothing): only chart_ignored_values catches that, which is why both checks exist.
+    assert defs["Concurrency"]["properties"]["enabled"]["default"] is False
