@@ -7,6 +7,7 @@ The Helm chart's own templating (helm is not installed here) is mirrored in ``_l
 ``_user_code_container_context``.
 """
 
+import functools
 import json
 from pathlib import Path
 from unittest import mock
@@ -393,6 +394,7 @@ def _without_required(node):
     return node
 
 
+@functools.cache  # the 1.37 definitions are 862 types: load them once
 def _chart_schema_validator():
     import jsonschema
     import kubernetes_validate
