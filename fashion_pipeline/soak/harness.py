@@ -3,7 +3,8 @@
 Tick ``k`` is the k-th schedule tick the daemon launched (one run per brand). At tick 1 every board
 shows ``Growth.start`` pins; each later tick adds ``Growth.per_tick`` to every board, so every healthy
 scrape commits new rows and drives ``pinterest_dataset`` by automation. The faults of tick ``k`` are
-armed when its runs appear and disarmed when the target brand's run of that tick finishes:
+armed when the target brand's run of that tick starts its step (runs queue behind the ``pinterest`` pool,
+so an earlier tick's run may still be scraping) and disarmed when that run finishes:
 
   500 / slow / truncated   the downloads of the brand's new pins answer 500, stall past the download
                            timeout, or stop halfway (expected: counted download failures)
@@ -280,19 +281,29 @@ class Soak:
         from fashion_pipeline.soak.site import BOARD_FAULTS, IMAGE_FAULTS, Trigger
 
         fault.armed_at = time.time()
-        if fault.kind in IMAGE_FAULTS + BOARD_FAULTS:
-            fault.aim = self.site.arm(fault.kind, fault.brand)
+        collected = self.collected(fault.brand)
+        if fault.kind in IMAGE_FAULTS and not self.site.new_pins(fault.brand, collected):
+            fault.note = "the board had no pin left to download when the run started: nothing to aim at"
+        elif fault.kind in IMAGE_FAULTS + BOARD_FAULTS:
+            fault.aim = self.site.arm(fault.kind, fault.brand, collected)
         elif fault.kind == "kill_browser":
             fault.trigger = Trigger("feed", fault.brand, lambda: self.kill_browser(instance, fault))
             self.site.listen(fault.trigger)
         elif fault.kind in ("kill_worker", "kill_run_tree"):
-            hexes = frozenset(pin.image.hex for pin in self.site.new_pins(fault.brand))
+            hexes = frozenset(pin.image.hex for pin in self.site.new_pins(fault.brand, collected))
             fault.trigger = Trigger("image", fault.brand, lambda: self.kill_worker(instance, fault), hexes)
             self.site.listen(fault.trigger)
         self.log(f"[{self.elapsed()}] armed {fault.label}")
 
+    def collected(self, slug: str) -> set[str]:
+        """Pin ids in the brand's manifest now."""
+        import pandas as pd
+
+        path = self.data / "pinterest_images" / slug / "manifest.parquet"
+        return set(pd.read_parquet(path, columns=["pin_id"])["pin_id"].astype(str)) if path.is_file() else set()
+
     def kill_browser(self, instance, fault: Fault) -> None:
-        run = self.in_progress_run(instance, fault.brand)
+        run = instance.get_run_by_id(fault.target_run) if fault.target_run else self.in_progress_run(instance, fault.brand)
         pid = self.worker_pid(instance, run.run_id) if run else None
         if pid is None:
             fault.note = "no run in progress with a known worker pid when the feed was scrolled"
@@ -305,7 +316,7 @@ class Soak:
         self.log(f"[{self.elapsed()}] {fault.label}: {fault.note}")
 
     def kill_worker(self, instance, fault: Fault) -> None:
-        run = self.in_progress_run(instance, fault.brand)
+        run = instance.get_run_by_id(fault.target_run) if fault.target_run else self.in_progress_run(instance, fault.brand)
         pid = self.worker_pid(instance, run.run_id) if run else None
         if pid is None:
             fault.note = "no run in progress with a known worker pid when its download began"
@@ -339,10 +350,30 @@ class Soak:
 
         return dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
 
-    def maybe_disarm(self, instance, fault: Fault) -> None:
-        if fault.armed_at is None or fault.disarmed_at is not None or fault.kind == "restart_daemon":
+    def maybe_arm(self, instance, fault: Fault) -> None:
+        """Arm a fault once its target run's step has started: runs queue behind the ``pinterest`` pool, so
+        an earlier tick's run of the same brand may scrape after this tick began, and must not meet it."""
+        import dagster as dg
+
+        if fault.armed_at is not None or fault.kind == "restart_daemon" or fault.tick > len(self.tick_times):
             return
         run = self.target_run(instance, fault)
+        if run is not None and run.status == dg.DagsterRunStatus.STARTED and \
+                instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START):
+            fault.target_run = run.run_id
+            self.arm(instance, fault)
+
+    def maybe_disarm(self, instance, fault: Fault) -> None:
+        if fault.disarmed_at is not None or fault.kind == "restart_daemon":
+            return
+        run = self.target_run(instance, fault)
+        if run is not None and run.is_finished and fault.armed_at is None:  # finished before its step started
+            fault.armed_at = fault.disarmed_at = time.time()
+            fault.note = f"run {run.run_id[:8]} finished ({run.status.value}) before its step started: not armed"
+            self.log(f"[{self.elapsed()}] {fault.label}: {fault.note}")
+            return
+        if fault.armed_at is None:
+            return
         if run is not None and run.is_finished:
             fault.disarmed_at = time.time()
             fault.target_run = fault.target_run or run.run_id
@@ -395,15 +426,13 @@ class Soak:
                     continue
                 self.site.grow_to(tick - 1)
                 self.log(f"[{self.elapsed()}] tick {tick}: {len(self.brand_names)} scrapes launched")
-                for fault in (f for f in self.faults if f.tick == tick):
-                    if fault.kind == "restart_daemon":
-                        self.restart_daemon(instance, fault, daemon)
-                    else:
-                        self.arm(instance, fault)
+                for fault in (f for f in self.faults if f.tick == tick and f.kind == "restart_daemon"):
+                    self.restart_daemon(instance, fault, daemon)
                 if tick == self.ticks:
                     (self.root / "stop").touch()  # later ticks are skipped
                     stop_at = time.time()
             for fault in self.faults:
+                self.maybe_arm(instance, fault)
                 self.maybe_disarm(instance, fault)
             self.update_ledger(instance)
             if stop_at is not None and self.drained(instance):
@@ -469,12 +498,12 @@ class Soak:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fashion_pipeline.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ticks", type=int, default=10, help="schedule ticks (one a minute) before draining")
+    parser.add_argument("--ticks", type=int, default=9, help="schedule ticks (one a minute) before draining")
     parser.add_argument("--brands", type=int, default=3, help=f"how many of {', '.join(DEFAULT_BRANDS)} to scrape")
     parser.add_argument("--plan", default=None,
                         help="comma-separated tick:kind:brand-index faults (default: one of each kind, ticks 2-8)")
     parser.add_argument("--dir", type=Path, default=None, help="soak folder (default: a new temporary one, kept)")
-    parser.add_argument("--drain-s", type=float, default=300.0, help="longest wait for the last runs after the last tick")
+    parser.add_argument("--drain-s", type=float, default=720.0, help="longest wait for the last runs after the last tick")
     args = parser.parse_args(argv)
     if not 1 <= args.brands <= len(DEFAULT_BRANDS):
         parser.error(f"--brands must be 1..{len(DEFAULT_BRANDS)}")

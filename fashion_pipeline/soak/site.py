@@ -134,18 +134,21 @@ class SoakSite(site_server.EmbeddedPinterestSite):
         self.tick = tick
         return new
 
-    def new_pins(self, slug: str) -> list:
-        """The brand's pins added by the latest ``grow_to`` (the ones its next scrape downloads)."""
-        shown = len(self.catalog.boards[slug].pins)
-        return self._all_pins[slug][max(0, shown - self.growth.per_tick):shown] if self.tick > 0 else []
+    def new_pins(self, slug: str, collected: set[str] | None = None) -> list:
+        """The brand's board pins not in ``collected`` (pin ids already in its manifest): the ones its next scrape
+        downloads; without ``collected``, those added by the latest ``grow_to``."""
+        pins = self.catalog.boards[slug].pins
+        if collected is not None:
+            return [pin for pin in pins if pin.pin_id not in collected]
+        return pins[max(0, len(pins) - self.growth.per_tick):] if self.tick > 0 else []
 
     def brand_of_image(self, image_hex: str) -> str:
         return self._image_brand.get(image_hex, "")
 
     # ---- faults ---------------------------------------------------------------------------
-    def arm(self, kind: str, slug: str) -> Aim:
+    def arm(self, kind: str, slug: str, collected: set[str] | None = None) -> Aim:
         if kind in IMAGE_FAULTS:
-            pins = self.new_pins(slug)
+            pins = self.new_pins(slug, collected)
             if not pins:
                 raise ValueError(f"{kind} on {slug}: the board has no new pins this tick to aim at")
             aim = Aim(kind, slug, frozenset(pin.image.hex for pin in pins))
@@ -207,5 +210,6 @@ class Trigger:
             if self.fired_at is not None:
                 return
             self.fired_at = time.time()
-        # Off the request's thread: the action kills processes and waits for them.
-        threading.Thread(target=self.action, name=f"soak-{route}-{slug}", daemon=True).start()
+        # In the request's thread, before it is answered: the client (the browser mid-scroll, the downloader
+        # mid-download) waits for this response while the action kills it.
+        self.action()
