@@ -26,6 +26,7 @@ import pandas as pd
 from fashion_pipeline.common import atomic, versions
 from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.common.images import open_upright
+from fashion_pipeline.common.paths import resolve_data_root
 
 FULL_BODY_LABEL = 3
 
@@ -121,12 +122,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         epilog="The default input is the newest published folder on disk (common.versions.latest_published), "
                "not necessarily Dagster's current record. The output folder is named by no record: "
                "python -m fashion_pipeline.gc removes it after --min-age-s.")
-    parser.add_argument("--data-root", default="data", help="the detections' file paths are relative to it")
+    parser.add_argument("--data-root", default=None, help="the detections' file paths are relative to it; default: $FASHION_PIPELINE_DATA or ./data")
     parser.add_argument("--detections", type=Path, default=None,
                         help="a detections.parquet (default: the newest published pinterest_detections one)")
     parser.add_argument("--threshold", type=float, default=0.5, help="minimum full-body score")
     args = parser.parse_args(argv)
-    root = Path(args.data_root)
+    root = resolve_data_root(args.data_root)
     detections_path = args.detections or versions.latest_published_file(
         root, "pinterest_detections", name="detections.parquet", flag="--detections")
     print(f"detections {detections_path}")

@@ -26,6 +26,7 @@ from fashion_pipeline.common import atomic, versions
 from fashion_pipeline.common.device import pick_device
 from fashion_pipeline.common.fingerprint import file_sha256
 from fashion_pipeline.common.images import open_upright
+from fashion_pipeline.common.paths import resolve_data_root
 
 LABEL_NAMES = {1: "upper", 2: "lower", 3: "full"}
 
@@ -135,7 +136,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
                "necessarily Dagster's current record. The output folder is named by no record: "
                "python -m fashion_pipeline.gc removes it after --min-age-s.")
-    parser.add_argument("--data-root", default="data", help="file paths in the manifest are relative to it")
+    parser.add_argument("--data-root", default=None, help="file paths in the manifest are relative to it; default: $FASHION_PIPELINE_DATA or ./data")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="a pinterest_dataset manifest.parquet (default: the newest published one)")
     source = parser.add_mutually_exclusive_group()
@@ -148,7 +149,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--max-proposals", type=int, default=None, help="RPN proposals kept per image")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    root = Path(args.data_root)
+    root = resolve_data_root(args.data_root)
     manifest_path = args.manifest or versions.latest_published_file(root, "pinterest_dataset", name="manifest.parquet",
                                                                     flag="--manifest")
     checkpoint = args.checkpoint or checkpoint_from_best(root, args.best_json or versions.latest_published_file(

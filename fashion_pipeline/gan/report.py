@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fashion_pipeline.common import atomic, render, versions
+from fashion_pipeline.common.paths import resolve_data_root
 from fashion_pipeline.gan import dcgan, quality
 from fashion_pipeline.gan.settings import TUTORIAL_LOG_EVERY
 from fashion_pipeline.gan.training_sets import IMAGE_SIZES, VARIANTS, array_name
@@ -412,7 +413,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
                "necessarily Dagster's current record. The output folder is named by no record: "
                "python -m fashion_pipeline.gc removes it after --min-age-s.")
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-root", default=None, help="default: $FASHION_PIPELINE_DATA or ./data")
     parser.add_argument("--run", nargs=3, action="append", default=[], metavar=("VARIANT", "SEED", "FOLDER"),
                         help="a published dcgan folder (history.json, generator.pt, ...); repeat; "
                              "default: the newest folder of every dcgan partition on disk")
@@ -423,7 +424,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="feature space without --inception-weights (default: the newest best_detector's)")
     parser.add_argument("--n-samples", type=int, default=0, help="fakes per generator; at least the feature dimension")
     args = parser.parse_args(argv)
-    root = Path(args.data_root)
+    root = resolve_data_root(args.data_root)
     runs, layout = explicit_layout(root, args.run, args.training_set)
     if not runs:
         raise FileNotFoundError(f"no published dcgan folder under {root / 'dcgan'}: materialize dcgan first, or pass --run")

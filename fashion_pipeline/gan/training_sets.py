@@ -28,6 +28,7 @@ from PIL import Image
 
 from fashion_pipeline.common import atomic, versions
 from fashion_pipeline.common.images import open_upright
+from fashion_pipeline.common.paths import resolve_data_root
 
 VARIANTS = ("cropped", "original", "subset")
 IMAGE_SIZE = 64
@@ -112,7 +113,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         epilog="Defaults are the newest published folders on disk (common.versions.latest_published), not "
                "necessarily Dagster's current record. The output folder is named by no record: "
                "python -m fashion_pipeline.gc removes it after --min-age-s.")
-    parser.add_argument("--data-root", default="data", help="the manifests' file paths are relative to it")
+    parser.add_argument("--data-root", default=None, help="the manifests' file paths are relative to it; default: $FASHION_PIPELINE_DATA or ./data")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
     parser.add_argument("--dataset-manifest", type=Path, default=None,
                         help="a pinterest_dataset manifest.parquet, for original and subset "
@@ -122,7 +123,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
     parser.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=IMAGE_SIZE)
     args = parser.parse_args(argv)
-    root = Path(args.data_root)
+    root = resolve_data_root(args.data_root)
     dataset = crops = None  # each variant reads only what it is drawn from
     if args.variant != "cropped":
         path = args.dataset_manifest or versions.latest_published_file(
