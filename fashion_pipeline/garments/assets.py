@@ -475,8 +475,8 @@ def resources() -> dict:
 # crop). The pattern DCGANs keep the poster's nz 10 but train a step budget on small networks, which is what the
 # 2 cores allow: 1,000 steps at batch 16, ngf/ndf 16, lr 5e-4, with left-right flips and DiffAugment's
 # translation (a texture is the same texture shifted, so D cannot memorise where the stripes lie). Measured
-# on the demo's stripes (README, "Patterns"): at 1,000 steps lr 2e-4 without translation still gave coloured
-# blobs (KID 0.48), lr 1e-3 worse (0.97), this config 0.07 against 2.51 for an untrained generator.
+# on the demo's stripes (README, "The demo's patterns"): at 1,000 steps lr 5e-4 without translation still gave
+# coloured blobs (KID 0.48), lr 1e-3 worse (0.97), this config 0.07 against 2.51 for an untrained generator.
 # KID on 64 fakes against 128 patches at 64 px in the detector's feature space.
 DEMO_RUN_CONFIG = {
     "ops": {
