@@ -32,8 +32,11 @@ class RestyleSettings:
     tile_fraction: float = 0.12  # side of one pattern tile, as a fraction of the crop's side
     seamless_fraction: float = 0.25  # the share of a tile, at each side, cross-faded into the opposite side
     shade_min: float = 0.35
-    shade_max: float = 1.6
-    shade_blur: float = 0.03  # Gaussian sigma of the luminance, as a fraction of the crop's side
+    shade_max: float = 1.3  # above, skin or a highlight the mask took in shows as a glare spot
+    # Gaussian sigma of the luminance, as a fraction of the crop's side. At 0.03 the old print (checks,
+    # stripes, large florals on the demo's garments) still showed through the new one; at 0.06 it hardly
+    # does, and the body's side shading, which varies over a fifth of the figure's height, stays.
+    shade_blur: float = 0.06
     feather_px: float = 2.0  # Gaussian sigma of the mask's inner edge (pixels)
 
 
