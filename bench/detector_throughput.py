@@ -38,6 +38,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the training CLI does; both sides get it
 import torch  # noqa: E402
+from torch.profiler import record_function  # noqa: E402  (labels for bench/detector_profile.py)
 
 from fashion_pipeline.common.atomic import write_json, write_text  # noqa: E402
 from fashion_pipeline.common.device import pick_device  # noqa: E402
@@ -110,23 +111,25 @@ def reference_train(model, dataset, device, args, amp: bool) -> float:
             break
         images = list(image.to(device) for image in images)
         targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-        with torch.autocast(device.type, enabled=scaler is not None):
+        with record_function("reference: forward"), torch.autocast(device.type, enabled=scaler is not None):
             loss_dict = model(images, targets)
             losses = sum(loss for loss in loss_dict.values())
         loss_dict_reduced = loss_dict  # utils.reduce_dict with world size 1
         losses_reduced = sum(loss for loss in loss_dict_reduced.values())
-        loss_value = losses_reduced.item()
+        with record_function("reference: loss.item()"):
+            loss_value = losses_reduced.item()
         if not math.isfinite(loss_value):
             raise RuntimeError(f"reference loss is {loss_value}")
-        optimizer.zero_grad()
-        if scaler is not None:
-            scaler.scale(losses).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            losses.backward()
-            optimizer.step()
-        warmup.step()
+        with record_function("reference: backward + step"):
+            optimizer.zero_grad()
+            if scaler is not None:
+                scaler.scale(losses).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                losses.backward()
+                optimizer.step()
+            warmup.step()
         for name, value in {"loss": losses_reduced, **loss_dict_reduced}.items():  # MetricLogger.update
             meters[name] = value.item()
         meters["lr"] = optimizer.param_groups[0]["lr"]
@@ -155,11 +158,11 @@ def reference_inference(model, dataset, device) -> float:
 def our_train(model, dataset, device, args, amp: bool, iterations: int, warmup: int, output_dir: Path,
               solver_overrides: dict | None = None) -> tuple[float, engine.TrainState]:
     """``engine.train`` as the CLI runs it; images/s over the log windows after the warm-up steps."""
-    values = dict(max_iter=iterations, batch_size=2, num_workers=args.workers, log_period=max(warmup, 1),
-                  checkpoint_period=10**9, amp=amp, seed=SEED, **(solver_overrides or {}))
+    values = {**dict(max_iter=iterations, batch_size=2, num_workers=args.workers, log_period=max(warmup, 1),
+                     checkpoint_period=10**9, amp=amp, seed=SEED), **(solver_overrides or {})}
     state = engine.train(model, dataset, engine.SolverConfig(**values), device, output_dir, {"model_spec": {}}, resume=False)
-    timed = [window for window in state.history if window["start"] >= warmup]
-    rate = sum((w["iteration"] - w["start"]) * 2 for w in timed) / sum(w["seconds"] for w in timed)
+    timed = [window for window in state.history if window["start"] >= warmup] or state.history
+    rate = sum((w["iteration"] - w["start"]) * values["batch_size"] for w in timed) / sum(w["seconds"] for w in timed)
     return rate, state
 
 
@@ -232,6 +235,66 @@ def recipe_row(args, coco_dir: Path, device, amp: bool, scratch: Path) -> dict:
             "inference_speedup": ours["inference_images_per_s"] / reference["inference_images_per_s"]}
 
 
+# ------------------------------------------------------------------ time to quality (issue 24)
+
+THESIS_IMAGES = 360_000 * 2  # the thesis's budget as issue 24 states it: 360k iterations x 2 images at 800 px
+
+
+def scaled_schedule(images: int, batch_size: int) -> dict:
+    """The thesis's schedule shape (warmup over the first 1/50, decays at 40% and 80%) for ``images`` images."""
+    iterations = max(1, images // batch_size)
+    return {"max_iter": iterations, "warmup_iters": max(1, iterations // 50),
+            "lr_steps": (int(0.4 * iterations), int(0.8 * iterations))}
+
+
+def ttq_side(name: str, args, coco_dir: Path, device, scratch: Path) -> dict:
+    """One recipe trained on ``args.images_seen`` images from the same initial weights, then AP on val."""
+    cuda = device.type == "cuda"
+    model = fresh_model(args.backbone, dict(min_size=args.ttq_size, max_size=round(args.ttq_size * 1333 / 800)), device)
+    train_json = coco_dir / "train.json"
+    if name == "reference":
+        steps = args.images_seen // 2
+        warmup = max(1, min(args.warmup, steps // 4))
+        loop_args = argparse.Namespace(workers=args.workers, warmup=warmup, steps=steps - warmup)
+        rate, solver_values = reference_train(model, HostFloatDataset(train_json), device, loop_args, amp=cuda), {}
+    else:
+        from fashion_pipeline.detector.train import fast_recipe
+
+        batch = 16 if name == "fast" else 2
+        recipe = fast_recipe(batch) if name == "fast" else {}
+        solver_values = {**{k: v for k, v in recipe.items() if k not in ("max_iter", "lr_steps", "warmup_iters")},
+                         **scaled_schedule(args.images_seen, batch), "batch_size": batch}
+        steps = solver_values["max_iter"]
+        warmup = max(1, min(args.warmup, steps // 4))
+        rate, _ = our_train(model, CocoDetectionDataset(train_json), device, args, cuda, steps, warmup, scratch / name,
+                            solver_values)
+    val = CocoDetectionDataset(coco_dir / "val.json", max_images=args.eval_images, sample_seed=0)
+    _, detections = our_inference(model, val, device, args.workers)
+    return {"recipe": name, "batch": solver_values.get("batch_size", 2), "iterations": steps,
+            "images_seen": steps * solver_values.get("batch_size", 2), "train_images_per_s": rate,
+            "projected_hours_thesis_budget": THESIS_IMAGES / rate / 3600, "AP": coco_ap(val, detections),
+            "val_images": len(val), "solver": {k: list(v) if isinstance(v, tuple) else v for k, v in solver_values.items()}}
+
+
+def time_to_quality_row(args, coco_dir: Path, device, scratch: Path) -> dict:
+    """Fast recipe vs thesis recipe vs the reference loop at 800 px and equal images seen."""
+    sides = {}
+    for name in ("thesis", "fast", "reference"):
+        sides[name] = ttq_side(name, args, coco_dir, device, scratch)
+        print(f"time to quality, {name}: {sides[name]}", flush=True)
+    fast, thesis = sides["fast"], sides["thesis"]
+    row = {"device": device_name(device), "input": f"{args.ttq_size} px (max {round(args.ttq_size * 1333 / 800)})", "images_seen": args.images_seen,
+           "thesis_budget_images": THESIS_IMAGES, "sides": sides, "cuda": device.type == "cuda",
+           "fast_over_thesis_images_per_s": fast["train_images_per_s"] / thesis["train_images_per_s"],
+           "fast_over_reference_images_per_s": fast["train_images_per_s"] / sides["reference"]["train_images_per_s"]}
+    if fast["AP"] is not None and thesis["AP"] is not None:
+        row["fast_minus_thesis_AP"] = fast["AP"] - thesis["AP"]
+    # Targets (issue 24), judged only on a GPU: <= 2 h for the thesis's budget, AP within 0.01 of the thesis's.
+    row["time_target_met"] = row["cuda"] and fast["projected_hours_thesis_budget"] <= 2.0
+    row["ap_target_met"] = row["cuda"] and row.get("fast_minus_thesis_AP", -1.0) >= -0.01
+    return row
+
+
 def run(args) -> dict:
     device = pick_device(args.device)
     amp = device.type == "cuda" and not args.no_amp
@@ -239,8 +302,12 @@ def run(args) -> dict:
     results = {"device": device_name(device), "torch": torch.__version__, "date": datetime.date.today().isoformat(),
                "backbone": args.backbone, "load_average_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as scratch:
-        results["implementation"] = implementation_row(args, coco_dir, device, amp, Path(scratch))
-        results["recipe"] = recipe_row(args, coco_dir, device, amp, Path(scratch))
+        if "implementation" in args.rows:
+            results["implementation"] = implementation_row(args, coco_dir, device, amp, Path(scratch))
+        if "recipe" in args.rows:
+            results["recipe"] = recipe_row(args, coco_dir, device, amp, Path(scratch))
+        if "time_to_quality" in args.rows:
+            results["time_to_quality"] = time_to_quality_row(args, coco_dir, device, Path(scratch))
     results["load_average_end"] = os.getloadavg()[0]
     return results
 
@@ -250,6 +317,39 @@ def _ap(value) -> str:
 
 
 def markdown(results: dict) -> str:
+    parts = [("implementation" in results and "recipe" in results and rows_markdown(results)),
+             ("time_to_quality" in results and time_to_quality_markdown(results))]
+    return "\n".join(part for part in parts if part)
+
+
+def time_to_quality_markdown(results: dict) -> str:
+    row = results["time_to_quality"]
+    sides = row["sides"]
+    names = {"thesis": "ours, thesis recipe (batch 2, AMP float16)",
+             "fast": "ours, fast recipe (batch 16, linear lr, bf16, channels_last, cached decode)",
+             "reference": "torchvision references/detection loop (batch 2, AMP float16)"}
+    if not row["cuda"]:
+        names = {key: value.replace("AMP float16", "float32").replace("bf16, ", "") for key, value in names.items()}
+    lines = [f"### Detector time to quality (`bench/detector_throughput.py --rows time_to_quality`)", "",
+             f"{row['device']}, torch {results['torch']}, {results['date']}; {results['backbone']} from scratch, "
+             f"{row['input']}, {row['images_seen']} images seen by each recipe, AP on "
+             f"{sides['thesis']['val_images']} val images.", "",
+             "| recipe | iterations x batch | train images/s | projected hours for 360,000 x 2 images | AP after equal images |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {names[key]} | {side['iterations']} x {side['batch']} | {side['train_images_per_s']:.2f} "
+              f"| {side['projected_hours_thesis_budget']:.1f} | {_ap(side['AP'])} |" for key, side in sides.items()]
+    lines += ["", f"Fast / thesis: **{row['fast_over_thesis_images_per_s']:.2f}x** images/s; fast / reference: "
+              f"**{row['fast_over_reference_images_per_s']:.2f}x**; fast - thesis AP: "
+              + (f"{row['fast_minus_thesis_AP']:+.3f}" if "fast_minus_thesis_AP" in row else "n/a") + "."]
+    if row["cuda"]:
+        lines.append(f"Targets (issue 24): <= 2 h for the thesis's budget: **{'met' if row['time_target_met'] else 'not met'}**; "
+                     f"AP within 0.01 of the thesis recipe's: **{'met' if row['ap_target_met'] else 'not met'}**.")
+    else:
+        lines.append("CPU smoke run (no CUDA): shows the comparison runs; not a measurement of the GPU targets.")
+    return "\n".join(lines) + "\n"
+
+
+def rows_markdown(results: dict) -> str:
     impl, recipe = results["implementation"], results["recipe"]
     ours, ref = recipe["ours_300"], recipe["torchvision_800"]
     return "\n".join([
@@ -298,6 +398,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval-images", type=int, default=None, help="default 200 on CUDA, 8 on the CPU")
     parser.add_argument("--workers", type=int, default=2, help="loader workers, both sides")
     parser.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
+    parser.add_argument("--rows", nargs="+", choices=["implementation", "recipe", "time_to_quality"],
+                        default=["implementation", "recipe"])
+    parser.add_argument("--images-seen", type=int, default=None,
+                        help="time_to_quality: images each recipe trains on (default 4000 on CUDA, 32 on the CPU)")
+    parser.add_argument("--ttq-size", type=int, default=None,
+                        help="time_to_quality: short side (default 800 on CUDA, the thesis's; 128 on the CPU)")
     parser.add_argument("--out", default=os.environ.get("DETECTOR_BENCH_OUT", str(RESULTS)))
     args = parser.parse_args(argv)
     cuda = pick_device(args.device).type == "cuda"
@@ -306,11 +412,14 @@ def main(argv=None) -> dict:
     args.warmup = args.warmup if args.warmup is not None else (20 if cuda else 1)
     args.recipe_iterations = args.recipe_iterations or (400 if cuda else 8)
     args.eval_images = args.eval_images or (200 if cuda else 8)
+    args.images_seen = args.images_seen or (4000 if cuda else 32)
+    args.ttq_size = args.ttq_size or (800 if cuda else 128)
     results = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "detector_throughput.json", results, indent=2)
-    write_text(out / "detector_throughput.md", markdown(results))
+    stem = "detector_throughput" if args.rows != ["time_to_quality"] else "detector_time_to_quality"
+    write_json(out / f"{stem}.json", results, indent=2)
+    write_text(out / f"{stem}.md", markdown(results))
     print(markdown(results))
     return results
 

@@ -83,12 +83,12 @@ def test_decoded_cache_refuses_wrong_sizes_and_too_much_memory(coco_dir, tmp_pat
 def test_fast_recipe_trains_on_the_cpu_channels_last_from_the_cache(coco_dir, tmp_path):
     torch.manual_seed(0)
     model = build_detector(DetectorSpec(backbone="resnet18", norm="bn", trainable_backbone_layers=5, **TINY_SPEC))
-    solver = solver_config(parse_args(BASE + ["--recipe", "fast", "--batch-size", "4", "--max-iter", "2",
+    solver = solver_config(parse_args(BASE + ["--recipe", "fast", "--batch-size", "2", "--max-iter", "1",
                                              "--num-workers", "0", "--log-period", "1"]))
     dataset = CocoDetectionDataset(coco_dir / "train.json")
     events = []
     state = engine.train(model, dataset, solver, torch.device("cpu"), tmp_path, {"model_spec": {}}, on_log=events.append)
-    assert state.iteration == 2 and state.images_seen == 8 and all(np.isfinite(w["loss"]) for w in state.history)
+    assert state.iteration == 1 and state.images_seen == 2 and all(np.isfinite(w["loss"]) for w in state.history)
     assert dataset.decoded is not None and events[0]["event"] == "images cached" and events[0]["images"] == 8
     conv = model.backbone.body.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
@@ -114,3 +114,30 @@ def test_the_recipe_is_in_metrics_and_in_the_resume_key(coco_dir, tmp_path, caps
     _cli(coco_dir, tmp_path, "--batch-size", "4", "--max-iter", "3")
     assert "trained with other settings; starting again from iteration 0" in capsys.readouterr().out
     assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from_iteration"] == 0
+
+
+def test_gpu_check_says_there_is_no_cuda_and_exits_0(monkeypatch, capsys):
+    from bench import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main() == 0
+    assert "no CUDA device: gpu-check skipped" in capsys.readouterr().out
+
+
+def test_gpu_check_runs_the_time_to_quality_comparison(tmp_path, monkeypatch):
+    from bench import gpu_check
+
+    monkeypatch.setattr(gpu_check, "dcgan_command", lambda out: ["dcgan"])  # it asks the DCGAN bench for --help
+    commands = {name: command for name, command in gpu_check.steps(tmp_path)}
+    command = commands["detector time to quality"]
+    assert command[1:3] == ["-m", "bench.detector_throughput"] and "--device" in command
+    assert command[command.index("--rows") + 1] == "time_to_quality"
+
+
+def test_time_to_quality_schedule_keeps_the_thesis_shape_at_equal_images():
+    from bench.detector_throughput import THESIS_IMAGES, scaled_schedule
+
+    thesis, fast = scaled_schedule(4000, 2), scaled_schedule(4000, 16)
+    assert thesis == {"max_iter": 2000, "warmup_iters": 40, "lr_steps": (800, 1600)}
+    assert fast == {"max_iter": 250, "warmup_iters": 5, "lr_steps": (100, 200)}
+    assert THESIS_IMAGES == 720_000
