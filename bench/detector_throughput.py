@@ -330,7 +330,7 @@ def time_to_quality_markdown(results: dict) -> str:
              "reference": "torchvision references/detection loop (batch 2, AMP float16)"}
     if not row["cuda"]:
         names = {key: value.replace("AMP float16", "float32").replace("bf16, ", "") for key, value in names.items()}
-    lines = [f"### Detector time to quality (`bench/detector_throughput.py --rows time_to_quality`)", "",
+    lines = ["### Detector time to quality (`bench/detector_throughput.py --rows time_to_quality`)", "",
              f"{row['device']}, torch {results['torch']}, {results['date']}; {results['backbone']} from scratch, "
              f"{row['input']}, {row['images_seen']} images seen by each recipe, AP on "
              f"{sides['thesis']['val_images']} val images.", "",
