@@ -207,3 +207,26 @@ def test_trained_models_run_as_methods_at_the_pairs_size(dataset, arrays, tmp_pa
     assert 0 <= baselines.METHODS["cagan"].run(sample)[1]["alpha_iou"] <= 1
     with pytest.raises(ValueError, match="holds a cagan model"):
         models.register({"viton": paths["cagan"]}, dataset)
+
+
+def test_with_the_agnostic_image_the_shown_pixels_are_the_persons(arrays):
+    data = inputs.device_tensors(arrays, "cpu")
+    batch = inputs.batch(data, torch.tensor([0, 1]), inputs.pose_radius(H), inputs.agnostic_dilate(H))
+    hidden = 1 - batch.keep
+    garment = batch.worn_mask.bool()
+    assert bool((hidden.bool() | ~garment).all())  # the old garment is hidden, all of it
+    assert 0.05 < float(hidden.mean()) < 0.6
+    torch.manual_seed(0)
+    module = tom.TryOnModule(num_downs=4, ngf=4, agnostic_image=True)
+    output, rendered, alpha = module(batch.agnostic, batch.cloth, batch.shown, batch.keep)
+    shown = batch.keep.bool().expand_as(output)
+    torch.testing.assert_close(output[shown], batch.person[shown])  # the rest of the person is unchanged
+    assert float(alpha[batch.keep.bool()].abs().max()) == 0.0 and float(alpha.max()) > 0
+    plain = tom.TryOnModule(num_downs=4, ngf=4)  # CP-VTON's representation only: nothing is kept
+    assert plain.unet.downs[0].in_channels == inputs.AGNOSTIC_CHANNELS + 3
+
+
+def test_retuning_the_try_on_module_keeps_the_gmm_checkpoint():
+    a, b = TrainConfig(method="viton"), TrainConfig(method="viton", alpha_reward=0.5, agnostic_image=True, num_downs=4)
+    assert a.architecture("gmm") == b.architecture("gmm") and a.architecture("tom") != b.architecture("tom")
+    assert a.architecture("gmm") != TrainConfig(method="viton", grid_size=3).architecture("gmm")

@@ -9,6 +9,10 @@ The representation is CP-VTON's (Wang et al. 2018, ``cp_dataset.py``), which fol
   draws 18 COCO keypoints with radius 5 at 256 px height; here BODY_25's 25, the radius scaled with the height.
 So 1 + 3 + 25 = 29 channels. Pictures are in [-1, 1] (CP-VTON's ``Normalize(0.5, 0.5)``).
 
+Optionally (``agnostic_image``, off by default: not in CP-VTON) also VITON-HD's clothing-agnostic person image
+(Choi et al. 2021): the person with the upper body (the garment, the torso skin and the arms, dilated) hidden,
+so the background, the legs and the trousers are seen instead of guessed. ``keep`` marks what it shows.
+
 The arrays stay uint8 in memory (400 pairs at 128x96 are ~40 MB) and each batch is turned into tensors on
 the fly, so no float copy of the whole training set is ever held.
 """
@@ -139,6 +143,28 @@ def agnostic(person, parse, keypoints, radius: int):
     return torch.cat([body_shape(parse), person * head - (1.0 - head), pose_maps(keypoints, height, width, radius)], 1)
 
 
+HIDDEN_IDS = (*UPPER_GARMENT_IDS, CIHP["torso_skin"], CIHP["left_arm"], CIHP["right_arm"])
+
+
+def hidden_region(parse, dilate: int):
+    """N x 1 x H x W: the upper body (any garment, torso skin, arms), dilated by ``dilate`` px: whatever a new
+    upper garment could cover, so its outline says little about the old garment."""
+    from torch.nn import functional as F
+
+    region = label_mask(parse, HIDDEN_IDS)
+    return F.max_pool2d(region, 2 * dilate + 1, stride=1, padding=dilate) if dilate else region
+
+
+def agnostic_dilate(height: int) -> int:
+    return max(1, height // 32)
+
+
+def agnostic_image(person, parse, dilate: int):
+    """(the person with the hidden region set to 0, grey in [-1, 1]; keep = 1 - hidden)."""
+    keep = 1.0 - hidden_region(parse, dilate)
+    return person * keep, keep
+
+
 def worn_mask(parse):
     return label_mask(parse, UPPER_GARMENT_IDS)
 
@@ -156,16 +182,19 @@ class Batch:
     cloth_mask: "object"  # N x 1 x H x W, {0, 1}
     worn_mask: "object"  # N x 1 x H x W, {0, 1}
     worn: "object"  # N x 3 x H x W: the worn garment on white
+    shown: "object" = None  # N x 3 x H x W: VITON-HD's agnostic person image (when asked for)
+    keep: "object" = None  # N x 1 x H x W: 1 where ``shown`` shows the person
 
 
-def batch(tensors: dict, index, radius: int) -> Batch:
-    """A batch of the uint8 training tensors (``device_tensors``) at ``index``."""
+def batch(tensors: dict, index, radius: int, dilate: int = 0) -> Batch:
+    """A batch of the uint8 training tensors (``device_tensors``) at ``index``; ``dilate`` > 0 adds the agnostic image."""
     person = unit(tensors["person"][index])
     parse = tensors["parse"][index]
     mask = worn_mask(parse)
+    shown, keep = agnostic_image(person, parse, dilate) if dilate else (None, None)
     return Batch(person=person, agnostic=agnostic(person, parse, tensors["keypoints"][index], radius),
                  cloth=unit(tensors["cloth"][index]), cloth_mask=tensors["cloth_mask"][index].unsqueeze(1).float(),
-                 worn_mask=mask, worn=worn_garment(person, mask))
+                 worn_mask=mask, worn=worn_garment(person, mask), shown=shown, keep=keep)
 
 
 def device_tensors(arrays: Arrays, device) -> dict:

@@ -11,7 +11,8 @@ Defaults are the papers' where the papers give them (0 means "the paper's value 
   results at 9,000 iterations, our default step count. The weights of the alpha regulariser and the cycle
   loss are not on the slides; gamma_id 0.1 and gamma_cyc 1 are our choice (what we recall of the paper,
   not checked against it here).
-- The encoder-decoder baseline trains like the TOM (same U-Net, optimiser and schedule).
+- The encoder-decoder baseline trains like the TOM (same U-Net, inputs but the warp, optimiser and schedule).
+- ``agnostic_image`` (VITON-HD, Choi et al. 2021) is off by default, as in CP-VTON.
 The demo uses its own, much shorter settings (``tryon/model_assets.py``), measured to fit the CPU budget.
 """
 from __future__ import annotations
@@ -31,6 +32,10 @@ def checkpoint_name(stage: str) -> str:
     return f"checkpoint_{stage}.pt"
 
 
+TOM_ONLY = {"num_downs", "l1", "ssim", "vgg", "vgg_weights", "agnostic_image", "alpha_reward", "alpha_tv",
+            "alpha_to_warp_mask", "gamma_id", "gamma_cyc", "ndf"}
+
+
 @dataclass
 class TrainConfig:
     method: str = "viton"
@@ -44,6 +49,9 @@ class TrainConfig:
     ngf: int = 64
     max_channels: int = 512  # the GMM's feature width
     num_downs: int = 0  # U-Net down-samplings; 0: a 4-pixel-high bottleneck (CP-VTON's at 256)
+    # VITON-HD's clothing-agnostic person image as a further TOM / encoder-decoder input, its shown pixels kept
+    # (``tryon.inputs``); off: CP-VTON's representation only (its TOM must guess background and trousers)
+    agnostic_image: bool = False
     grid_size: int = 5
     radius: int = 0  # pose squares; 0: 5 scaled from 256 px to the height
     l1: float = 1.0
@@ -86,5 +94,7 @@ class TrainConfig:
     def architecture(self, stage: str, world_size: int = 1) -> dict:
         """What a stage's checkpoint must agree on to be resumed (step counts excluded: raising them continues)."""
         skip = {"steps", "gmm_steps", "checkpoint_every", "log_every", "device"}
+        if stage == "gmm":  # the try-on module's settings do not change the GMM: retuning them keeps its training
+            skip |= TOM_ONLY
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         return {**fields, "stage": stage, "lr": self.learning_rate(), "world_size": world_size}

@@ -8,7 +8,8 @@ at the pair's size as each architecture allows:
   full size and the product is sampled there: the warped garment is as sharp as the product picture;
 - the TOM's rendered person and mask, the encoder-decoder's picture and CAGAN's alpha and x_tilde are enlarged
   (bilinear); the composition (alpha * c' + (1 - alpha) * I' and CAGAN's alpha * x_tilde + (1 - alpha) * x_i)
-  is done at the full size, with the full-size warped product and person.
+  is done at the full size, with the full-size warped product and person; with the agnostic image, the
+  pixels it shows are the full-size person's (``tom.keep_shown``, as in training).
 
 Extra per-pair numbers (scores against the truth, computed after the output, never used to make it):
 ``mask_iou`` (the warped product mask > 0.5 against the true worn garment), ``warp_error_px`` (the warp's mean
@@ -79,7 +80,21 @@ class Predictor:
                    "cloth": _resize_rgb(sample.cloth if cloth is None else cloth, h, w)[None],
                    "cloth_mask": _resize_labels(sample.cloth_mask.astype(np.uint8), h, w)[None]}
         device_tensors = {k: torch.from_numpy(np.array(v)).to(self.device) for k, v in tensors.items()}  # a writable copy
-        return inputs.batch(device_tensors, torch.zeros(1, dtype=torch.long, device=self.device), self.config.radius)
+        from fashion_pipeline.tryon.train import dilate
+
+        return inputs.batch(device_tensors, torch.zeros(1, dtype=torch.long, device=self.device), self.config.radius,
+                            dilate(self.config, h))
+
+    def _keep_full(self, sample: Sample):
+        """The agnostic image's shown region at the pair's size (None without the agnostic image)."""
+        from fashion_pipeline.tryon import inputs
+        from fashion_pipeline.tryon.train import dilate
+
+        height = sample.person.shape[0]
+        if not dilate(self.config, height):
+            return None
+        parse = self.torch.from_numpy(np.array(sample.parse)).to(self.device)[None]
+        return 1.0 - inputs.hidden_region(parse, dilate(self.config, height))
 
     def _full(self, image: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
@@ -108,20 +123,22 @@ class Predictor:
 
     def run(self, sample: Sample) -> dict:
         """{"output": H x W x 3 uint8, "warped": H x W x 3 uint8 or None, "alpha": H x W float or None}."""
-        from fashion_pipeline.tryon import inputs
+        from fashion_pipeline.tryon import inputs, tom
 
         with self.torch.no_grad():
             height, width = sample.person.shape[:2]
             if self.method == "viton":
                 cloth, mask, grid, batch = self.warp(sample)
-                _, rendered, alpha = self.modules["tom"](batch.agnostic, self._small_warp)
-                alpha_full = self._up(alpha, height, width)
-                output = alpha_full * cloth + (1 - alpha_full) * self._up(rendered, height, width)
+                rendered, alpha = self.modules["tom"].raw(batch.agnostic, self._small_warp, batch.shown)
+                rendered, alpha_full = tom.keep_shown(self._up(rendered, height, width), self._up(alpha, height, width),
+                                                      self._full(sample.person), self._keep_full(sample))
+                output = tom.compose(rendered, alpha_full, cloth)
                 return {"output": inputs.to_uint8(output)[0], "warped": inputs.to_uint8(cloth)[0],
                         "warped_mask": mask[0, 0].cpu().numpy(), "grid": grid[0], "alpha": alpha_full[0, 0].cpu().numpy()}
             if self.method == "encoder_decoder":
                 batch = self._batch(sample)
-                output = self._up(self.modules["encoder_decoder"](batch.agnostic, batch.cloth), height, width)
+                raw = self._up(self.modules["encoder_decoder"].raw(batch.agnostic, batch.cloth, batch.shown), height, width)
+                output = tom.keep_shown(raw, None, self._full(sample.person), self._keep_full(sample))[0]
                 return {"output": inputs.to_uint8(output)[0], "warped": None, "alpha": None}
             own = self._own_cloth(sample)
             batch = self._batch(sample)
@@ -183,6 +200,7 @@ def method(name: str, predictor: Predictor) -> baselines.Method:
             result = {**result, "output": _paste_warp(sample, result)}
         return result["output"], scores(sample, result, name)
 
+    run.predictor = predictor  # the comparison's grids also show the warped garment
     return baselines.Method(name, DESCRIPTIONS[name], run)
 
 

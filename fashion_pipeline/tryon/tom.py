@@ -83,25 +83,46 @@ class UNet(nn.Module):
         return x
 
 
-class TryOnModule(nn.Module):
-    def __init__(self, num_downs: int, ngf: int = 64):
-        super().__init__()
-        self.unet = UNet(AGNOSTIC_CHANNELS + 3, 4, num_downs, ngf)
+def keep_shown(rendered, alpha, person, keep):
+    """With VITON-HD's agnostic image: the shown pixels are the person's, and the garment goes only where the
+    agnostic image hides the body (``keep`` = 1 - hidden). Without it (``keep`` None): unchanged."""
+    if keep is None:
+        return rendered, alpha
+    rendered = keep * person + (1.0 - keep) * rendered
+    return rendered, (None if alpha is None else alpha * (1.0 - keep))
 
-    def forward(self, agnostic, warped_cloth):
+
+def compose(rendered, alpha, warped_cloth):
+    """I_hat = alpha * c' + (1 - alpha) * I'."""
+    return alpha * warped_cloth + (1.0 - alpha) * rendered
+
+
+class TryOnModule(nn.Module):
+    def __init__(self, num_downs: int, ngf: int = 64, agnostic_image: bool = False):
+        super().__init__()
+        self.unet = UNet(AGNOSTIC_CHANNELS + 3 * agnostic_image + 3, 4, num_downs, ngf)
+
+    def raw(self, agnostic, warped_cloth, shown=None):
+        """(rendered person, alpha) before any composition."""
+        out = self.unet(torch.cat([agnostic, *([shown] if shown is not None else []), warped_cloth], 1))
+        return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
+
+    def forward(self, agnostic, warped_cloth, shown=None, keep=None):
         """(output, rendered person, alpha)."""
-        out = self.unet(torch.cat([agnostic, warped_cloth], 1))
-        rendered, alpha = torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
-        return alpha * warped_cloth + (1.0 - alpha) * rendered, rendered, alpha
+        rendered, alpha = keep_shown(*self.raw(agnostic, warped_cloth, shown), shown, keep)
+        return compose(rendered, alpha, warped_cloth), rendered, alpha
 
 
 class EncoderDecoder(nn.Module):
-    def __init__(self, num_downs: int, ngf: int = 64):
+    def __init__(self, num_downs: int, ngf: int = 64, agnostic_image: bool = False):
         super().__init__()
-        self.unet = UNet(AGNOSTIC_CHANNELS + 3, 3, num_downs, ngf)
+        self.unet = UNet(AGNOSTIC_CHANNELS + 3 * agnostic_image + 3, 3, num_downs, ngf)
 
-    def forward(self, agnostic, cloth):
-        return torch.tanh(self.unet(torch.cat([agnostic, cloth], 1)))
+    def raw(self, agnostic, cloth, shown=None):
+        return torch.tanh(self.unet(torch.cat([agnostic, *([shown] if shown is not None else []), cloth], 1)))
+
+    def forward(self, agnostic, cloth, shown=None, keep=None):
+        return keep_shown(self.raw(agnostic, cloth, shown), None, shown, keep)[0]
 
 
 # ---------------------------------------------------------------- losses

@@ -68,12 +68,17 @@ def build_models(config: TrainConfig, stage: str, height: int, width: int) -> di
         return {"gmm": gmm.GMM(inputs.AGNOSTIC_CHANNELS, height, width, config.grid_size, config.ngf, config.max_channels)}
     tom.check_unet_size(height, width, config.num_downs)
     if stage == "tom":
-        return {"tom": tom.TryOnModule(config.num_downs, config.ngf)}
+        return {"tom": tom.TryOnModule(config.num_downs, config.ngf, config.agnostic_image)}
     if stage == "encoder_decoder":
-        return {"encoder_decoder": tom.EncoderDecoder(config.num_downs, config.ngf)}
+        return {"encoder_decoder": tom.EncoderDecoder(config.num_downs, config.ngf, config.agnostic_image)}
     if stage == "cagan":
         return {"generator": cagan.Generator(config.num_downs, config.ngf), "discriminator": cagan.Discriminator(config.ndf)}
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def dilate(config: TrainConfig, height: int) -> int:
+    """The agnostic image's dilation at this height (0: no agnostic image)."""
+    return inputs.agnostic_dilate(height) if config.agnostic_image else 0
 
 
 def linear_decay(total: int, constant_fraction: float) -> Callable[[int], float]:
@@ -132,7 +137,7 @@ class Stage:
         index, partner, share = self._slice()
         for model in self.models.values():
             model.train()
-        batch = inputs.batch(self.data, index, self.config.radius)
+        batch = inputs.batch(self.data, index, self.config.radius, dilate(self.config, self.data["person"].shape[1]))
         if self.name == "cagan":
             stats = self._cagan_step(batch, inputs.unit(self.data["cloth"][partner]), share)
         else:
@@ -174,7 +179,7 @@ class Stage:
 
     def _tom_loss(self, batch) -> dict:
         cloth, mask = self.warped(batch)
-        output, _, alpha = self.models["tom"](batch.agnostic, cloth)
+        output, _, alpha = self.models["tom"](batch.agnostic, cloth, batch.shown, batch.keep)
         picture = self.losses(output, batch.person)
         reward, smooth = alpha.mean(), tom.total_variation(alpha)
         total = picture - self.config.alpha_reward * reward + self.config.alpha_tv * smooth
@@ -185,7 +190,7 @@ class Stage:
         return {**losses, "total": total}
 
     def _encoder_decoder_loss(self, batch) -> dict:
-        output = self.models["encoder_decoder"](batch.agnostic, batch.cloth)
+        output = self.models["encoder_decoder"](batch.agnostic, batch.cloth, batch.shown, batch.keep)
         picture = self.losses(output, batch.person)
         return {"picture": picture, "total": picture}
 
@@ -411,9 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fault injection: make RANK's loss NaN at STEP (0-based, counted in this run)")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
-        kind = {"int": int, "float": float, "str": str}[str(field.type)]
+        kind = {"int": int, "float": float, "str": str, "bool": _flag}[str(field.type)]
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=getattr(defaults, field.name))
     return parser
+
+
+def _flag(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
 
 
 def command_args(config: TrainConfig) -> list[str]:
