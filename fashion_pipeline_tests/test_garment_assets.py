@@ -88,7 +88,8 @@ TINY = {
 def _run(asset, instance, root, partition=None, **overrides):
     config = {**TINY[asset.key.to_user_string()], **overrides}
     return dg.materialize([asset], instance=instance, partition_key=partition,
-                          resources={"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu")},
+                          resources={"data_root": DataRoot(root=str(root)), "compute": ComputeDevice(device="cpu"),
+                                     "pipes_subprocess_client": dg.PipesSubprocessClient()},
                           run_config={"ops": {asset.key.to_user_string(): {"config": config}}}, raise_on_error=False)
 
 
@@ -109,14 +110,17 @@ def test_masks_patches_pattern_dcgans_and_restyled_garments(site_root, monkeypat
     assert "base64" in metadata["overlays"]
     (check,) = masks.get_asset_check_evaluations()
     assert check.passed and check.check_name == "masks_not_degenerate"
-    manifest = pd.read_parquet(site_root / "garment_masks" / "manifest.parquet")
+    manifest = pd.read_parquet(site_root / metadata["manifest"])
+    assert metadata["manifest"].startswith(metadata["folder"] + "/") and "/v/" in metadata["folder"]
     assert (site_root / manifest["mask_path"].iloc[0]).is_file()  # recorded relative to the data root
+    assert manifest["mask_path"].iloc[0].startswith(metadata["folder"] + "/masks/")  # inside its own folder
 
     passing = []
     for category in patches.categories():
         result = _run(assets.pattern_patches, instance, site_root, category)
-        found = np.load(site_root / "pattern_patches" / f"{category}.npy")
-        assert _metadata(result, "pattern_patches")["patches"] == len(found)
+        recorded = _metadata(result, "pattern_patches")
+        found = np.load(site_root / recorded["path"])
+        assert recorded["patches"] == len(found) and recorded["path"].startswith(f"pattern_patches/{category}/v/")
         (check,) = result.get_asset_check_evaluations()
         assert check.passed == (len(found) >= 8) and check.partition == category
         if check.passed:
@@ -142,7 +146,8 @@ def test_masks_patches_pattern_dcgans_and_restyled_garments(site_root, monkeypat
         assert trained["structure_MMD_blurred_patches"] > 0.02  # the patches' print is more than their colours
         assert trained["optimizer_steps"] >= 1 and trained["print_fraction"] == TINY["pattern_patches"]["patch_fraction"]
         assert "base64" in trained["loss_chart"] and "base64" in trained["generated"]
-        assert trained["generator"] == f"pattern_dcgan/{category}/generator.pt"
+        assert trained["generator"] == f"{trained['folder']}/generator.pt"
+        assert trained["folder"].startswith(f"pattern_dcgan/{category}/v/") and trained["patches_verified"]
 
     restyled = _run(assets.restyled_garments, instance, site_root)
     assert restyled.success
@@ -152,7 +157,7 @@ def test_masks_patches_pattern_dcgans_and_restyled_garments(site_root, monkeypat
     for category in passing[:2]:
         assert "base64" in metadata[f"before_after_{category}"]
         assert metadata[f"print_fraction_{category}"] == TINY["pattern_patches"]["patch_fraction"]  # the patches' scale
-        assert len(list((site_root / "restyled_garments" / category).glob("*.png"))) == 3
+        assert len(list((site_root / metadata["folder"] / category).glob("*.png"))) == 3
     with Image.open(site_root / metadata["picture"]) as picture:
         assert picture.size[1] == 3 * (128 + 2) + 2  # the originals, then one row per category
 
@@ -171,9 +176,10 @@ def _restyle_with_a_pattern_folder(instance, site_root, generated: list[str], fo
     assert result.success
     metadata = _metadata(result, "restyled_garments")
     assert metadata["categories"].endswith("tartan (your files)") and metadata["print_fraction_tartan_files"] == 0.2
-    written = sorted((site_root / "restyled_garments" / "tartan_files").glob("*.png"))
+    written = sorted((site_root / metadata["folder"] / "tartan_files").glob("*.png"))
     assert len(written) == 3
-    manifest = pd.read_parquet(site_root / "garment_masks" / "manifest.parquet").set_index("image_id")
+    masks_record = instance.get_latest_materialization_event(dg.AssetKey("garment_masks")).asset_materialization
+    manifest = pd.read_parquet(site_root / masks_record.metadata["manifest"].value).set_index("image_id")
     for path in written:  # inside the mask the user's colours, outside it the photo unchanged
         row = manifest.loc[path.stem]
         crop, mask = np.asarray(Image.open(site_root / row["crop_path"]).convert("RGB")), np.asarray(Image.open(site_root / row["mask_path"])) > 0

@@ -16,10 +16,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from fashion_pipeline.common import atomic, lineage, render
+from fashion_pipeline.common import atomic, lineage, render, versions
 from fashion_pipeline.common.automation import TRAINING_RETRY
 from fashion_pipeline.common.config import config_from_dataclass
 from fashion_pipeline.common.fingerprint import combine, file_sha256
+from fashion_pipeline.common.pipes import run_trainer
 from fashion_pipeline.common.resources import ComputeDevice, DataRoot
 from fashion_pipeline.garments import grabcut, patches, restyle
 from fashion_pipeline.gan import settings as gan_settings
@@ -30,10 +31,27 @@ MASKS_CHECK = "masks_not_degenerate"
 CROP_GEOMETRY = ("width", "height", "crop_x0", "crop_y0", "crop_side")
 
 
+MASKS_CODE_VERSION = "2"
+
+
+def _verified_manifest(data_root: DataRoot, recorded: lineage.Recorded, path_key: str = "manifest",
+                       sha_key: str = "manifest_sha256") -> pd.DataFrame:
+    """The manifest a record names, checked against its recorded sha256 when the record has one."""
+    if recorded.get(sha_key):
+        return pd.read_parquet(lineage.verified_file(data_root.path, recorded, path_key, sha_key))
+    return pd.read_parquet(recorded.path(data_root.path, path_key))
+
+
 def _usable_masks(context, data_root: DataRoot) -> tuple[lineage.Recorded, pd.DataFrame]:
     recorded = lineage.require_latest(context.instance, "garment_masks")
     lineage.require_checks_passed(context.instance, "garment_masks", (MASKS_CHECK,))
-    return recorded, pd.read_parquet(recorded.path(data_root.path, "manifest"))
+    return recorded, _verified_manifest(data_root, recorded)
+
+
+def _dataset_manifest(context, data_root: DataRoot) -> tuple[Optional[lineage.Recorded], Optional[pd.DataFrame]]:
+    """The recorded pinterest_dataset (for the embedded site's truth), or (None, None) when there is none."""
+    recorded = lineage.latest(context.instance, "pinterest_dataset")
+    return (recorded, _verified_manifest(data_root, recorded)) if recorded else (None, None)
 
 
 # ---------------------------------------------------------------- garment masks
@@ -81,46 +99,65 @@ def _overlay_grid(frame: pd.DataFrame, data_root, count: int) -> str:
     return render.grid_markdown(tiles, ncols=8, cell=96, alt="garment masks")
 
 
-def _remove_stale(folder, keep: set[str]) -> None:
-    for path in folder.glob("*.png"):
-        if path.name not in keep:
-            path.unlink()
-
-
-@dg.asset(group_name=GROUP, deps=["fullbody_crops", "pinterest_dataset"], code_version="1",
-          check_specs=[dg.AssetCheckSpec(MASKS_CHECK, asset="garment_masks", blocking=True,
-                                         description="Empty and full-frame masks stay under a configured share.")])
-def garment_masks(context: dg.AssetExecutionContext, config: GarmentMasksConfig, data_root: DataRoot) -> dg.MaterializeResult:
-    """One garment mask (1-bit PNG) per full-body crop: GrabCut from the detector's box, clothing only
-    (skin and hair taken out, see ``fashion_pipeline.garments.grabcut``), run across cores."""
-    crops_record = lineage.require_latest(context.instance, "fullbody_crops")
-    lineage.require_checks_passed(context.instance, "fullbody_crops", ("enough_crops",))
-    crop_manifest = pd.read_parquet(crops_record.path(data_root.path, "manifest"))
-    dataset_record = lineage.latest(context.instance, "pinterest_dataset")
-    dataset = pd.read_parquet(dataset_record.path(data_root.path, "manifest")) if dataset_record else None
-    root, out_dir = data_root.path, data_root.asset_dir("garment_masks")
-    settings = grabcut.GrabCutSettings(method=config.method, iterations=config.iterations, margin=config.margin,
-                                       max_side=config.max_side)
-    started = time.perf_counter()
-    rows = grabcut.run_jobs(_mask_jobs(crop_manifest, root, out_dir / "masks"), settings, config.workers)
-    wall = time.perf_counter() - started
+def _make_masks(crop_manifest: pd.DataFrame, dataset, root, out: versions.Staging, key: str,
+                settings: grabcut.GrabCutSettings, workers: int) -> pd.DataFrame:
+    """The masks written into the staging folder ``out``; the manifest names them where they will lie once
+    ``out`` is published as ``key``."""
+    mask_dir = out.dir / "masks"
+    mask_dir.mkdir()
+    rows = grabcut.run_jobs(_mask_jobs(crop_manifest, root, mask_dir), settings, workers)
     frame = pd.DataFrame(rows)
     frame.insert(1, "crop_path", crop_manifest["crop_path"].to_numpy())
     for column in CROP_GEOMETRY:  # so that readers of the masks need no other manifest
         frame[column] = crop_manifest[column].to_numpy()
-    frame["mask_path"] = [f"garment_masks/masks/{r['image_id']}.png" if r["skip_reason"] is None else "" for r in rows]
+    staged = [out.dir / "masks" / f"{r['image_id']}.png" if r["skip_reason"] is None else None for r in rows]
+    frame["mask_path"] = [lineage.relative(p, root) if p else "" for p in staged]  # scored where they lie now
     frame["skip_reason"] = frame["skip_reason"].fillna("")
     frame = _score_against_truth(frame, crop_manifest, root, dataset)
-    _remove_stale(out_dir / "masks", {Path(p).name for p in frame["mask_path"] if p})
-    manifest_path = atomic.write_parquet(out_dir / "manifest.parquet", frame)
+    frame["mask_path"] = [out.published_relative(p, key) if p else "" for p in staged]
+    atomic.write_parquet(out.path("manifest.parquet"), frame)
+    return frame
+
+
+@dg.asset(group_name=GROUP, deps=["fullbody_crops", "pinterest_dataset"], code_version=MASKS_CODE_VERSION,
+          check_specs=[dg.AssetCheckSpec(MASKS_CHECK, asset="garment_masks", blocking=True,
+                                         description="Empty and full-frame masks stay under a configured share.")])
+def garment_masks(context: dg.AssetExecutionContext, config: GarmentMasksConfig, data_root: DataRoot) -> dg.MaterializeResult:
+    """One garment mask (1-bit PNG) per full-body crop: GrabCut from the detector's box, clothing only
+    (skin and hair taken out, see ``fashion_pipeline.garments.grabcut``), run across cores.
+
+    Written into a folder of its own, ``garment_masks/v/<input key>/`` (``common.versions``), named by the
+    crops', the dataset's and the settings' versions: a rerun with nothing new reuses it and computes nothing."""
+    crops_record = lineage.require_latest(context.instance, "fullbody_crops")
+    lineage.require_checks_passed(context.instance, "fullbody_crops", ("enough_crops",))
+    dataset_record, dataset = _dataset_manifest(context, data_root)
+    root = data_root.path
+    settings = grabcut.GrabCutSettings(method=config.method, iterations=config.iterations, margin=config.margin,
+                                       max_side=config.max_side)
+    # workers and overlays change neither the masks nor the manifest's content that matters
+    key = versions.input_key(MASKS_CODE_VERSION, crops_record.data_version,
+                             dataset_record.data_version if dataset_record else None, dataclasses.asdict(settings))
+    published = versions.find(root, "garment_masks", version=key)
+    wall = 0.0
+    if published is None:
+        crop_manifest = pd.read_parquet(crops_record.path(root, "manifest"))
+        started = time.perf_counter()
+        with versions.staging(root, "garment_masks") as out:
+            _make_masks(crop_manifest, dataset, root, out, key, settings, config.workers)
+            wall = time.perf_counter() - started
+            published = out.publish(key)
+    manifest_path = published.file("manifest.parquet")
+    frame = pd.read_parquet(manifest_path)
     # The masks' content, not the manifest's (its timings change every run): same masks, same version.
     version = dg.DataVersion(combine(file_sha256(root / p) for p in frame["mask_path"] if p))
-    return dg.MaterializeResult(metadata=_masks_metadata(frame, config, wall, root, manifest_path),
-                                data_version=version,
+    metadata = {**_masks_metadata(frame, config, wall, root), **lineage.folder_metadata(published),
+                "manifest": dg.MetadataValue.path(published.relative_file("manifest.parquet")),
+                "manifest_sha256": file_sha256(manifest_path)}  # its readers check it before use
+    return dg.MaterializeResult(metadata=metadata, data_version=version,
                                 check_results=[_degenerate_check(frame, config)])
 
 
-def _masks_metadata(frame: pd.DataFrame, config: GarmentMasksConfig, wall: float, root, manifest_path) -> dict:
+def _masks_metadata(frame: pd.DataFrame, config: GarmentMasksConfig, wall: float, root) -> dict:
     made = frame[frame["skip_reason"] == ""]
     scored = frame.dropna(subset=["iou"])
     metadata = {
@@ -128,12 +165,11 @@ def _masks_metadata(frame: pd.DataFrame, config: GarmentMasksConfig, wall: float
         "masks": len(made),
         **{f"skipped_{reason}": int((frame["skip_reason"] == reason).sum()) for reason in grabcut.SKIP_REASONS},
         "area_fraction_mean": round(float(made["area_fraction"].mean()), 4) if len(made) else 0.0,
-        "seconds_per_image": round(float(frame["seconds"].mean()), 4) if len(frame) else 0.0,
-        "wall_seconds": round(wall, 2),
+        "seconds_per_image": round(float(frame["seconds"].mean()), 4) if len(frame) else 0.0,  # when they were made
+        "wall_seconds": round(wall, 2),  # this run's (0 when it reused the folder)
         "images_per_second": round(len(frame) / wall, 2) if wall > 0 else 0.0,
         "method": config.method, "iterations": config.iterations, "margin": config.margin,
         "overlays": dg.MetadataValue.md(_overlay_grid(frame, root, config.overlays)),
-        "manifest": dg.MetadataValue.path(lineage.relative(manifest_path, root)),
     }
     if len(scored):  # the embedded site's truth; a skipped crop counts as IoU 0
         metadata.update(mask_iou_mean=round(float(scored["iou"].mean()), 4),
@@ -164,13 +200,13 @@ class PatternPatchesConfig(dg.Config):
     seed: int = 0
 
 
-def _garment_category_patches(context, config: PatternPatchesConfig, data_root: DataRoot, category: str) -> tuple[np.ndarray, dict]:
+PATCHES_CODE_VERSION = "3"
+
+
+def _garment_category_patches(config: PatternPatchesConfig, root, masks: pd.DataFrame, dataset, category: str) -> tuple[np.ndarray, dict]:
     from fashion_pipeline.garments.truth import CropTruths
 
-    _, masks = _usable_masks(context, data_root)
-    root = data_root.path
-    dataset_record = lineage.latest(context.instance, "pinterest_dataset")
-    truths = CropTruths(root, pd.read_parquet(dataset_record.path(root, "manifest"))) if dataset_record else None
+    truths = CropTruths(root, dataset) if dataset is not None else None
     if truths is None or not truths.available:
         raise lineage.input_failure("the crops have no pattern labels (not the embedded site): set pattern_patches' "
                                     "source_folder to a folder with one subfolder per category")
@@ -194,23 +230,49 @@ def _garment_category_patches(context, config: PatternPatchesConfig, data_root: 
     return images, counts
 
 
-@dg.asset(group_name=GROUP, partitions_def=pattern_partitions, deps=[garment_masks], code_version="2",
+def _folder_patches(config: PatternPatchesConfig, category: str) -> np.ndarray:
+    try:
+        return patches.folder_patches(config.source_folder, category)
+    except (FileNotFoundError, ValueError) as error:
+        raise lineage.input_failure(str(error)) from error
+
+
+COUNTS_NAME = "counts.json"  # windows seen per label, beside the patches (the metadata of a reused folder)
+
+
+@dg.asset(group_name=GROUP, partitions_def=pattern_partitions, deps=[garment_masks], code_version=PATCHES_CODE_VERSION,
           check_specs=[lineage.partitioned_check("enough_patches", "pattern_patches", pattern_partitions,
                                                  "N x 64 x 64 x 3 uint8 with N >= 8, so a DCGAN can train on them.")])
 def pattern_patches(context: dg.AssetExecutionContext, config: PatternPatchesConfig,
                     data_root: DataRoot) -> dg.MaterializeResult:
     """A pattern category's 64 x 64 texture patches: windows inside the garment masks labelled by the embedded
-    generator's pattern type, or, with ``source_folder``, that folder's subfolder for the category."""
-    category = context.partition_key
+    generator's pattern type, or, with ``source_folder``, that folder's subfolder for the category.
+
+    Published as ``pattern_patches/<category>/v/<version>/<category>.npy``: from the garment masks named by
+    their masks' manifest and the settings (a rerun with nothing new reuses the folder, cutting nothing);
+    from a folder by the patches' content (a user's files are read every run, their copy is kept once)."""
+    category, root = context.partition_key, data_root.path
+    key = published = None
     if config.source_folder:
-        try:
-            images, counts = patches.folder_patches(config.source_folder, category), {}
-        except (FileNotFoundError, ValueError) as error:
-            raise lineage.input_failure(str(error)) from error
+        images, counts = _folder_patches(config, category), {}
     else:
-        images, counts = _garment_category_patches(context, config, data_root, category)
-    path = atomic.save_npy(data_root.asset_dir("pattern_patches") / f"{category}.npy", images)
-    version = lineage.file_data_version(path)
+        masks_record, masks = _usable_masks(context, data_root)
+        dataset_record, dataset = _dataset_manifest(context, data_root)
+        key = versions.input_key(PATCHES_CODE_VERSION, category, masks_record.data_version,
+                                 masks_record.get("manifest_sha256"),
+                                 dataset_record.data_version if dataset_record else None, config.model_dump())
+        published = versions.find(root, "pattern_patches", category, version=key)
+        if published is None:
+            images, counts = _garment_category_patches(config, root, masks, dataset, category)
+    if published is None:
+        with versions.staging(root, "pattern_patches", category) as out:
+            atomic.save_npy(out.path(f"{category}.npy"), images)
+            atomic.write_text(out.path(COUNTS_NAME), json.dumps(counts, sort_keys=True))
+            published = out.publish(key)  # None: the content's fingerprint (identical files reuse their folder)
+    path = published.file(f"{category}.npy")
+    images, counts = np.load(path, allow_pickle=False), json.loads(published.file(COUNTS_NAME).read_text())
+    sha256 = file_sha256(path)
+    version = dg.DataVersion(combine([sha256]))  # = lineage.file_data_version(path)
     return dg.MaterializeResult(
         metadata={"category": category, "patches": len(images),
                   "source": config.source_folder or "garment masks (embedded generator's labels)",
@@ -218,7 +280,9 @@ def pattern_patches(context: dg.AssetExecutionContext, config: PatternPatchesCon
                   **({} if config.source_folder else {"patch_fraction": config.patch_fraction}),
                   **{f"seen_{label}": n for label, n in sorted(counts.items())},
                   "samples": dg.MetadataValue.md(render.grid_markdown(list(images[:48]), ncols=12, cell=48, alt=category)),
-                  "path": dg.MetadataValue.path(lineage.relative(path, data_root.path)), "fingerprint": version.value},
+                  "path": dg.MetadataValue.path(published.relative_file(path.name)),
+                  "sha256": sha256,  # pattern_dcgan checks the .npy against it before training on it
+                  "fingerprint": version.value, **lineage.folder_metadata(published)},
         data_version=version,
         check_results=[dg.AssetCheckResult(check_name="enough_patches", passed=len(images) >= 8,
                                            metadata={"category": category, "patches": len(images)})])
@@ -291,39 +355,54 @@ def _quality(space, generator_path, reals: np.ndarray, config, device) -> dict:
 
 
 @dg.asset(group_name=GROUP, partitions_def=pattern_partitions, deps=[pattern_patches], pool="gpu", kinds={"pytorch"},
-          code_version="2", retry_policy=TRAINING_RETRY,
+          code_version="3", retry_policy=TRAINING_RETRY,
           check_specs=[lineage.partitioned_check("finite_losses", "pattern_dcgan", pattern_partitions,
                                                  "Every recorded epoch has finite losses.")])
 def pattern_dcgan(context: dg.AssetExecutionContext, config: PatternDCGANConfig, data_root: DataRoot,
-                  compute: ComputeDevice) -> dg.MaterializeResult:
-    """The project's DCGAN (``fashion_pipeline.gan.dcgan.train``) trained on one pattern category's patches."""
-    from fashion_pipeline.gan import dcgan as gan_model, report
-    from fashion_pipeline.gan.assets import loss_chart
+                  compute: ComputeDevice, pipes_subprocess_client: dg.PipesSubprocessClient) -> dg.MaterializeResult:
+    """The project's DCGAN trained on one pattern category's patches, launched as ``dcgan`` launches it: the
+    CLI (``python -m fashion_pipeline.gan.dcgan``) through Pipes, holding the GPU lease, in a resume cache
+    keyed by the patches' data version; divergence and a refused resume fail without retries. The result is
+    hard-linked into ``pattern_dcgan/<category>/v/<generator's data version>/``."""
+    from fashion_pipeline.gan import report
+    from fashion_pipeline.gan.assets import FAKES_NAME, _train_command, loss_chart
 
-    category = context.partition_key
+    category, root = context.partition_key, data_root.path
     patches_record = lineage.require_latest(context.instance, "pattern_patches", category)
     lineage.require_checks_passed(context.instance, "pattern_patches", ("enough_patches",), category)
-    images = np.load(patches_record.path(data_root.path, "path"), allow_pickle=False)
-    out_dir = data_root.asset_dir("pattern_dcgan", category)
+    # the recorded .npy, checked against its recorded sha256: patches rewritten since are refused, never used
+    data_path = (lineage.verified_file(root, patches_record, "path", "sha256") if patches_record.get("sha256")
+                 else patches_record.path(root, "path"))
+    images = np.load(data_path, allow_pickle=False)
+    work_dir = versions.resume_dir(root, "pattern_dcgan", category, key=patches_record.data_version or "unversioned")
     if not config.resume:
-        (out_dir / gan_settings.CHECKPOINT_NAME).unlink(missing_ok=True)
+        (work_dir / gan_settings.CHECKPOINT_NAME).unlink(missing_ok=True)
     fields = {f.name for f in dataclasses.fields(gan_settings.TrainConfig)}
     train_config = gan_settings.TrainConfig(**{k: v for k, v in config.model_dump().items() if k in fields})
+    train_config.device = config.device or compute.device
+    command = _train_command(train_config, data_path, work_dir, 1)
+    context.log.info("training: " + " ".join(command))
+    trained = run_trainer(context, pipes_subprocess_client, command, compute.training_env(1, log=context.log.info),
+                          lease=compute.lease(1)).metadata
+    history = json.loads((work_dir / gan_settings.HISTORY_NAME).read_text())
+    finite = all(np.isfinite([row[name] for name in gan_settings.STAT_NAMES]).all() for row in history["epochs"])
+    generator_sha256 = file_sha256(work_dir / gan_settings.GENERATOR_NAME)
     device = compute.torch_device()
-    train_config.device = config.device or str(device)
-    result = gan_model.train(images, out_dir, train_config, log=context.log.info)
-    history = json.loads((out_dir / gan_settings.HISTORY_NAME).read_text())
-    generator_path = out_dir / gan_settings.GENERATOR_NAME
-    scores, fakes = _quality(_feature_space(context, config, data_root, device), generator_path, images, config, device)
+    scores, fakes = _quality(_feature_space(context, config, data_root, device), work_dir / gan_settings.GENERATOR_NAME,
+                             images, config, device)
     shown = images[np.sort(np.random.default_rng(0).choice(len(images), min(32, len(images)), replace=False))]
     grid = report.side_by_side({"patches": shown, "generated": fakes[:32]}, cell=48)
-    atomic.write_bytes(out_dir / "patches_vs_generated.png", render.png_bytes(grid))
-    finite = all(np.isfinite([row[name] for name in gan_settings.STAT_NAMES]).all() for row in result.history)
+    with versions.staging(root, "pattern_dcgan", category) as out:
+        for name in (gan_settings.GENERATOR_NAME, gan_settings.HISTORY_NAME, FAKES_NAME):
+            out.link(work_dir / name)
+        atomic.write_bytes(out.path("patches_vs_generated.png"), render.png_bytes(grid))
+        published = out.publish(combine([generator_sha256]))  # an identical generator reuses its folder
     return dg.MaterializeResult(
         metadata={
             "category": category,
-            **gan_model.run_metadata(result),  # what ``dcgan`` reports: best and final epochs' stats, timing
+            **trained,  # what ``dcgan`` reports: best and final epochs' stats, timing, resumed_from_epoch, device
             "training_images": len(images), "patches_version": patches_record.data_version or "",
+            "patches_verified": bool(patches_record.get("sha256")),  # the .npy matched the recorded sha256
             "nz": train_config.nz, "batch_size": train_config.batch_size, "ngf": train_config.ngf,
             "ndf": train_config.ndf, "flip": train_config.flip, "diff_augment": train_config.diff_augment,
             "optimizer_steps": len(history["step_losses"]), **scores,
@@ -331,11 +410,14 @@ def pattern_dcgan(context: dg.AssetExecutionContext, config: PatternDCGANConfig,
             **({"print_fraction": patches_record.get("patch_fraction")} if patches_record.get("patch_fraction") else {}),
             "loss_chart": dg.MetadataValue.md(loss_chart(history, category)),
             "generated": dg.MetadataValue.md(render.png_markdown(grid, alt="patches vs generated")),
-            "generator": dg.MetadataValue.path(lineage.relative(generator_path, data_root.path)),
+            "generator": dg.MetadataValue.path(published.relative_file(gan_settings.GENERATOR_NAME)),
+            "generator_sha256": generator_sha256,  # restyled_garments checks the generator against it
+            "resume_checkpoint": dg.MetadataValue.path(lineage.relative(work_dir / gan_settings.CHECKPOINT_NAME, root)),
+            **lineage.folder_metadata(published),
         },
-        data_version=lineage.file_data_version(generator_path),
+        data_version=dg.DataVersion(combine([generator_sha256])),
         check_results=[dg.AssetCheckResult(check_name="finite_losses", passed=bool(finite),
-                                           metadata={"category": category, "epochs": len(result.history)})])
+                                           metadata={"category": category, "epochs": len(history["epochs"])})])
 
 
 # ---------------------------------------------------------------- restyled garments
@@ -360,10 +442,16 @@ class _PatternSource:
     category: str
     print_fraction: float
     patterns: Callable[[int], list]  # count -> that many H x W x 3 uint8 patterns
+    version: str  # what the patterns come from: the generator's data version, or the user's files' sha256s
+
+    @property
+    def folder_name(self) -> str:
+        return self.category if self.label.endswith("(generated)") else f"{self.category}_files"
 
 
 def _generated_sources(instance, data_root: DataRoot, config: RestyleConfig) -> list[_PatternSource]:
-    """One source per pattern_dcgan partition with finite losses, printing at its patches' scale."""
+    """One source per pattern_dcgan partition with finite losses, printing at its patches' scale; each
+    generator checked against the sha256 pattern_dcgan recorded before it is used."""
     from fashion_pipeline.gan import dcgan as gan_model
 
     found = []
@@ -371,10 +459,12 @@ def _generated_sources(instance, data_root: DataRoot, config: RestyleConfig) -> 
         if lineage.failed_checks(instance, "pattern_dcgan", ("finite_losses",), category):
             continue
         recorded = lineage.require_latest(instance, "pattern_dcgan", category)
-        path = recorded.path(data_root.path, "generator")
+        path = (lineage.verified_file(data_root.path, recorded, "generator", "generator_sha256")
+                if recorded.get("generator_sha256") else recorded.path(data_root.path, "generator"))
         found.append(_PatternSource(
             f"{category} (generated)", category, float(recorded.get("print_fraction") or config.tile_fraction),
-            lambda count, path=path: list(gan_model.sample(gan_model.load_generator(path), count, seed=config.seed))))
+            lambda count, path=path: list(gan_model.sample(gan_model.load_generator(path), count, seed=config.seed)),
+            recorded.data_version or file_sha256(path)))
     return found
 
 
@@ -391,8 +481,9 @@ def _folder_sources(config: RestyleConfig) -> list[_PatternSource]:
             files = patches.pattern_images(folder, directory.name)
         except (FileNotFoundError, ValueError) as error:
             raise lineage.input_failure(str(error)) from error
+        contents = combine(f"{p.name}:{file_sha256(p)}" for p in sorted(directory.iterdir()) if p.is_file())
         sources.append(_PatternSource(f"{directory.name} (your files)", directory.name, config.tile_fraction,
-                                      lambda count, files=files: [files[i % len(files)] for i in range(count)]))
+                                      lambda count, files=files: [files[i % len(files)] for i in range(count)], contents))
     if not sources:
         raise lineage.input_failure(f"pattern_folder {folder} has no subfolders (one per category is expected)")
     return sources
@@ -405,17 +496,14 @@ def _choose_garments(masks: pd.DataFrame, config: RestyleConfig) -> pd.DataFrame
     return pool.sample(min(config.crops, len(pool)), random_state=config.seed)
 
 
-def _restyle_row(source: _PatternSource, chosen: pd.DataFrame, root, out_dir, config: RestyleConfig) -> list:
-    """Every chosen garment re-printed with one of the source's patterns; each written as a PNG."""
+def _restyle_row(source: _PatternSource, chosen: pd.DataFrame, root, out: versions.Staging, config: RestyleConfig) -> None:
+    """Every chosen garment re-printed with one of the source's patterns; each written as a PNG into ``out``."""
     settings = restyle.RestyleSettings(tile_fraction=source.print_fraction, seamless_fraction=config.seamless_fraction,
                                        feather_px=config.feather_px)
-    restyled = []
     for pattern, row in zip(source.patterns(len(chosen)), chosen.itertuples()):
-        out = restyle.restyle(grabcut.read_rgb(root / row.crop_path), grabcut.read_mask(root / row.mask_path),
-                              pattern, settings)
-        atomic.write_bytes(out_dir / f"{row.image_id}.png", render.png_bytes(render.to_pil(out)))
-        restyled.append(out)
-    return restyled
+        made = restyle.restyle(grabcut.read_rgb(root / row.crop_path), grabcut.read_mask(root / row.mask_path),
+                               pattern, settings)
+        atomic.write_bytes(out.path(f"{source.folder_name}/{row.image_id}.png"), render.png_bytes(render.to_pil(made)))
 
 
 def labelled_rows(rows: list[tuple[str, list]], cell: int = 128, label_width: int = 132) -> "Image.Image":
@@ -433,42 +521,60 @@ def labelled_rows(rows: list[tuple[str, list]], cell: int = 128, label_width: in
     return canvas
 
 
-@dg.asset(group_name=GROUP, deps=[garment_masks, pattern_dcgan], kinds={"pytorch"}, code_version="2")
+RESTYLE_CODE_VERSION = "3"
+
+
+@dg.asset(group_name=GROUP, deps=[garment_masks, pattern_dcgan], kinds={"pytorch"}, code_version=RESTYLE_CODE_VERSION)
 def restyled_garments(context: dg.AssetExecutionContext, config: RestyleConfig, data_root: DataRoot) -> dg.MaterializeResult:
     """The same sample of garments re-printed with each category's generated patterns (and, with
     ``pattern_folder``, with the user's own pattern files directly) inside their garment masks, at the
-    print's scale, shading kept and edges feathered inwards; one picture, originals in the first row."""
-    _, masks = _usable_masks(context, data_root)
+    print's scale, shading kept and edges feathered inwards; one picture, originals in the first row.
+
+    Published as ``restyled_garments/v/<input key>/`` (masks, each source's generator or files, settings):
+    a rerun with nothing new reuses the folder and prints nothing."""
+    masks_record, masks = _usable_masks(context, data_root)
     sources = _generated_sources(context.instance, data_root, config) + _folder_sources(config)
     if not sources:
         raise lineage.input_failure("no pattern_dcgan partition is materialized with finite losses and no "
                                     "pattern_folder is set: materialize pattern_dcgan first")
     chosen = _choose_garments(masks, config)
     root = data_root.path
+    key = versions.input_key(RESTYLE_CODE_VERSION, masks_record.data_version, masks_record.get("manifest_sha256"),
+                             [(s.label, s.version, s.print_fraction) for s in sources], config.model_dump())
+    published = versions.find(root, "restyled_garments", version=key)
     originals = [grabcut.read_rgb(root / row.crop_path) for row in chosen.itertuples()]
-    rows, metadata = [("original", originals)], {}
+    if published is None:
+        with versions.staging(root, "restyled_garments") as out:
+            for source in sources:
+                _restyle_row(source, chosen, root, out, config)
+            rows = [("original", originals)] + [(s.label, _printed(out.dir, s, chosen)) for s in sources]
+            atomic.write_bytes(out.path("before_after.png"), render.png_bytes(labelled_rows(rows)))
+            published = out.publish(key)
+    metadata = {}
     budget = min(render.MAX_INLINE_BYTES, 160 * 1024 // len(sources))  # the grids share the metadata budget
     for source in sources:
-        folder_name = source.category if source.label.endswith("(generated)") else f"{source.category}_files"
-        tiles = _restyle_row(source, chosen, root, data_root.asset_dir("restyled_garments", folder_name), config)
-        rows.append((source.label, tiles))
-        grid = render.image_grid(originals + tiles, ncols=len(chosen), cell=96)
-        metadata[f"before_after_{folder_name}"] = dg.MetadataValue.md(
+        grid = render.image_grid(originals + _printed(published.folder, source, chosen), ncols=len(chosen), cell=96)
+        metadata[f"before_after_{source.folder_name}"] = dg.MetadataValue.md(
             render.inline_image_markdown(grid, alt=source.label, max_bytes=budget))
-        metadata[f"print_fraction_{folder_name}"] = round(source.print_fraction, 4)
-    picture_path = atomic.write_bytes(data_root.asset_dir("restyled_garments") / "before_after.png",
-                                      render.png_bytes(labelled_rows(rows)))
+        metadata[f"print_fraction_{source.folder_name}"] = round(source.print_fraction, 4)
+    picture_path = published.file("before_after.png")
     metadata.update(categories=", ".join(source.label for source in sources), crops=len(chosen),
-                    picture=dg.MetadataValue.path(lineage.relative(picture_path, root)))
+                    picture=dg.MetadataValue.path(published.relative_file("before_after.png")),
+                    **lineage.folder_metadata(published))
     return dg.MaterializeResult(metadata=metadata, data_version=lineage.file_data_version(picture_path))
+
+
+def _printed(folder: Path, source: _PatternSource, chosen: pd.DataFrame) -> list[np.ndarray]:
+    """The restyled garments of one source as they lie in ``folder`` (staged or published)."""
+    return [grabcut.read_rgb(folder / source.folder_name / f"{row.image_id}.png") for row in chosen.itertuples()]
 
 
 defs = dg.Definitions(assets=[garment_masks, pattern_patches, pattern_dcgan, restyled_garments])
 
 
 def resources() -> dict:
-    """No stage-specific resources: the stage uses ``data_root`` and ``compute`` only."""
-    return {}
+    """pattern_dcgan trains in a child process launched through Pipes, as ``dcgan`` does."""
+    return {"pipes_subprocess_client": dg.PipesSubprocessClient()}
 
 
 # `make demo`: GrabCut on every crop (0.1-0.2 s each per core); up to 1,024 patches per category (16 windows per
