@@ -57,7 +57,9 @@ def _failed_checks(instance, fault, run_ids: set[str]) -> list[str]:
 def _step_failures(instance, run_ids: set[str]) -> list[str]:
     found = []
     for run_id in sorted(run_ids):
-        failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        # A failed attempt that its RetryPolicy retries is STEP_UP_FOR_RETRY; the last one, STEP_FAILURE.
+        failures = [e for kind in (dg.DagsterEventType.STEP_UP_FOR_RETRY, dg.DagsterEventType.STEP_FAILURE)
+                    for e in instance.all_logs(run_id, of_type=kind)]
         if failures:
             found.append(f"run {run_id[:8]}: {len(failures)} failed step attempt(s)")
     return found

@@ -53,7 +53,7 @@ EXPECTED = {
     "truncated": "counted download failures (failures_truncated / connection_error / corrupt)",
     "login_wall": "a failed scrape_health check",
     "zero_pins": "a failed scrape_health check",
-    "kill_browser": "a failed step attempt (STEP_FAILURE), retried",
+    "kill_browser": "a failed step attempt (STEP_UP_FOR_RETRY / STEP_FAILURE)",
     "kill_worker": "a failed run; its work finished by the daemon's retry or by its orphaned step",
     "kill_run_tree": "a failed run, retried by the daemon",
     "restart_daemon": "later ticks launched by the restarted daemon",
