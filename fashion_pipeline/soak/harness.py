@@ -1,10 +1,12 @@
 """Run the soak: daemon, site and one-minute scrapes on a temporary instance, faults injected, checks at the end.
 
 Tick ``k`` is the k-th schedule tick the daemon launched (one run per brand). At tick 1 every board
-shows ``Growth.start`` pins; each later tick adds ``Growth.per_tick`` to every board, so every healthy
-scrape commits new rows and drives ``pinterest_dataset`` by automation. The faults of tick ``k`` are
-armed when the target brand's run of that tick starts its step (runs queue behind the ``pinterest`` pool,
-so an earlier tick's run may still be scraping) and disarmed when that run finishes:
+shows ``Growth.start`` pins; a brand's board grows to ``start + per_tick * (k - 1)`` pins when its run of
+tick ``k`` starts its step, so every healthy scrape commits new rows and drives ``pinterest_dataset`` by
+automation. Growth follows the runs, not the clock: scrapes run one at a time in the ``pinterest`` pool
+and fall minutes behind the ticks on a loaded machine, and a board grown at tick time let an earlier
+tick's late run collect the pins a fault of tick ``k`` aimed at (that fault then never fired). The faults
+of tick ``k`` are armed in the same poll, just after the growth, and disarmed when that run finishes:
 
   500 / slow / truncated   the downloads of the brand's new pins answer 500, stall past the download
                            timeout, or stop halfway (expected: counted download failures)
@@ -172,7 +174,7 @@ class Daemon:
 # ---- the soak ---------------------------------------------------------------------------------------
 
 class Soak:
-    def __init__(self, root: Path, ticks: int, brands: list[str], plan: list[str] | None, drain_s: float = 300.0,
+    def __init__(self, root: Path, ticks: int, brands: list[str], plan: list[str] | None, drain_s: float = 1500.0,
                  log=print, settle_s: float = SETTLE_S):
         from fashion_pipeline.pinterest.brands import slugify
 
@@ -186,6 +188,7 @@ class Soak:
         self.ledger: dict[str, set[str]] = {}
         self.unverified: list[str] = []
         self.seen_storage_id = 0
+        self.grown_runs: set[str] = set()  # runs whose brand's board was grown for their tick
         self.started = time.time()
 
     # ---- set-up --------------------------------------------------------------------------------
@@ -247,6 +250,23 @@ class Soak:
                 self.unverified.append(f"{brand} run {record.run_id}: {problem}")
             else:
                 self.ledger.setdefault(brand, set()).update(pins)
+
+    def grow_for_started_runs(self, instance) -> None:
+        """Grow a brand's board for the tick of its run whose step has just started (before that run's faults
+        are armed, so they aim at the pins this run is the first to see)."""
+        import dagster as dg
+
+        running = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        for run in running:
+            tick, slug = self.tick_of(run), run.tags.get("dagster/partition")
+            if run.run_id in self.grown_runs or tick is None or slug not in self.slugs:
+                continue
+            if instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START):
+                self.grown_runs.add(run.run_id)
+                new = self.site.grow_brand(slug, tick - 1)
+                if new:
+                    self.log(f"[{self.elapsed()}] tick {tick} {slug}: run {run.run_id[:8]} started, "
+                             f"board +{len(new)} pins")
 
     def target_run(self, instance, fault: Fault):
         """The brand's run of the fault's tick (the first launched, not a retry of it)."""
@@ -424,13 +444,13 @@ class Soak:
             for tick in self.note_ticks(instance):
                 if tick > self.ticks:
                     continue
-                self.site.grow_to(tick - 1)
                 self.log(f"[{self.elapsed()}] tick {tick}: {len(self.brand_names)} scrapes launched")
                 for fault in (f for f in self.faults if f.tick == tick and f.kind == "restart_daemon"):
                     self.restart_daemon(instance, fault, daemon)
                 if tick == self.ticks:
                     (self.root / "stop").touch()  # later ticks are skipped
                     stop_at = time.time()
+            self.grow_for_started_runs(instance)
             for fault in self.faults:
                 self.maybe_arm(instance, fault)
                 self.maybe_disarm(instance, fault)
@@ -438,9 +458,22 @@ class Soak:
             if stop_at is not None and self.drained(instance):
                 return
             if stop_at is not None and time.time() - stop_at > self.drain_s:
-                self.log(f"[{self.elapsed()}] not drained after {self.drain_s:.0f}s; checking as it stands")
+                self.log(f"[{self.elapsed()}] not drained after {self.drain_s:.0f}s ({self.unfinished(instance)} "
+                         f"runs unfinished); checking as it stands")
                 return
+            if stop_at is not None and time.time() - getattr(self, "_drain_logged", stop_at) > 60:
+                # The drain waits for the runs the soak launched, however slow the machine; say where it stands.
+                self._drain_logged = time.time()
+                self.log(f"[{self.elapsed()}] draining: {self.unfinished(instance)} runs unfinished")
             time.sleep(1.0)
+
+    @staticmethod
+    def unfinished(instance) -> int:
+        import dagster as dg
+
+        from fashion_pipeline.soak.checks import UNFINISHED
+
+        return len(instance.get_runs(filters=dg.RunsFilter(statuses=list(UNFINISHED))))
 
     def drained(self, instance) -> bool:
         """Every run finished, every fault disarmed, the dataset materialized after the last scrape, and
@@ -503,7 +536,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--plan", default=None,
                         help="comma-separated tick:kind:brand-index faults (default: one of each kind, ticks 2-8)")
     parser.add_argument("--dir", type=Path, default=None, help="soak folder (default: a new temporary one, kept)")
-    parser.add_argument("--drain-s", type=float, default=720.0, help="longest wait for the last runs after the last tick")
+    parser.add_argument("--drain-s", type=float, default=1500.0,
+                        help="upper bound on the wait for the last runs after the last tick (the drain ends as soon "
+                             "as every run has finished and the dataset is materialized after the last scrape)")
     args = parser.parse_args(argv)
     if not 1 <= args.brands <= len(DEFAULT_BRANDS):
         parser.error(f"--brands must be 1..{len(DEFAULT_BRANDS)}")

@@ -134,6 +134,15 @@ class SoakSite(site_server.EmbeddedPinterestSite):
         self.tick = tick
         return new
 
+    def grow_brand(self, slug: str, tick: int) -> list:
+        """Show one brand's pins for ``tick`` (never fewer than now); returns the pins that are new."""
+        board = self.catalog.boards[slug]
+        shown = min(self.growth.capacity, self.growth.start + self.growth.per_tick * tick)
+        before = len(board.pins)
+        if shown > before:
+            board.pins = self._all_pins[slug][:shown]
+        return board.pins[before:]
+
     def new_pins(self, slug: str, collected: set[str] | None = None) -> list:
         """The brand's board pins not in ``collected`` (pin ids already in its manifest): the ones its next scrape
         downloads; without ``collected``, those added by the latest ``grow_to``."""
