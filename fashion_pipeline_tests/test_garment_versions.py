@@ -45,6 +45,7 @@ def test_masks_and_patches_reuse_their_folder_and_a_failed_run_leaves_it_intact(
     folder = site_root / masks["folder"]
     before = _snapshot(folder)
     assert not masks["folder_reused"] and len(before) > 2
+    assert masks["crops_manifest"] == "fullbody_crops/manifest.parquet"  # what gc keeps for the manifest's crop_path
 
     rerun = _run(assets.garment_masks, instance, site_root, workers=1, overlays=2)  # neither changes the masks
     again = _metadata(rerun, "garment_masks")

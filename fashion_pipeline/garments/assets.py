@@ -152,7 +152,9 @@ def garment_masks(context: dg.AssetExecutionContext, config: GarmentMasksConfig,
     version = dg.DataVersion(combine(file_sha256(root / p) for p in frame["mask_path"] if p))
     metadata = {**_masks_metadata(frame, config, wall, root), **lineage.folder_metadata(published),
                 "manifest": dg.MetadataValue.path(published.relative_file("manifest.parquet")),
-                "manifest_sha256": file_sha256(manifest_path)}  # its readers check it before use
+                "manifest_sha256": file_sha256(manifest_path),  # its readers check it before use
+                # the crops the manifest's crop_path names: gc keeps their folder while this record is kept
+                "crops_manifest": dg.MetadataValue.path(str(crops_record.require("manifest")))}
     return dg.MaterializeResult(metadata=metadata, data_version=version,
                                 check_results=[_degenerate_check(frame, config)])
 
