@@ -38,6 +38,9 @@ TryonModelConfig = config_from_dataclass(
     nproc_per_node=(int, 1),
     # 0: train at the pairs' size; else this height (width 3/4 of it), scored at the pairs' size (tryon/models.py)
     model_height=(int, 0),
+    # > 0: CAGAN's step count instead of ``steps`` (one config serves every partition; a CAGAN step costs ~2x)
+    cagan_steps=(int, 0),
+    cagan_lr=(float, 0.0),  # > 0: CAGAN's learning rate instead of ``lr``
 )
 
 
@@ -49,6 +52,10 @@ def _dataset_root(data_root: DataRoot, pairs: lineage.Recorded) -> Path:
 def train_config(config, method: str, device: str) -> model_settings.TrainConfig:
     fields = {f.name for f in dataclasses.fields(model_settings.TrainConfig)}
     values = {k: v for k, v in config.model_dump().items() if k in fields}
+    if method == "cagan" and config.cagan_steps:
+        values["steps"] = config.cagan_steps
+    if method == "cagan" and config.cagan_lr:
+        values["lr"] = config.cagan_lr
     return model_settings.TrainConfig(**{**values, "method": method, "device": device})
 
 
@@ -140,5 +147,64 @@ def recorded_models(instance: dg.DagsterInstance, data_root: Path, methods) -> d
 
 # `make demo`: trained at 64 x 48 on the 128 x 96 pairs, scored at 128 x 96 (fits the CPU budget: see the README)
 DEMO_TRAIN = {"model_height": 64, "batch_size": 4, "ngf": 16, "max_channels": 128, "ndf": 16, "lr": 3e-4,
-              "warp_mask": 1.0, "log_every": 25}
-DEMO_STEPS = {"viton": {"gmm_steps": 250, "steps": 250}, "encoder_decoder": {"steps": 250}, "cagan": {"steps": 150}}
+              "warp_mask": 1.0, "agnostic_image": True, "gmm_steps": 250, "steps": 250, "cagan_steps": 150, "cagan_lr": 2e-4,
+              "log_every": 25}
+
+
+# ---------------------------------------------------------------- used by tryon_report
+
+def register_recorded(context, wanted, data_root: DataRoot, pairs: lineage.Recorded, device="cpu") -> tuple[list, dict]:
+    """Register the report methods of the trained models among ``wanted`` (their latest recorded materializations);
+    returns (method names, {model method: model sha256} for the report's input key). Untrained ones are logged."""
+    from fashion_pipeline.tryon import models
+
+    found = recorded_models(context.instance, data_root.path, wanted)
+    missing = [m for m in wanted if m not in found]
+    if missing:
+        context.log.info(f"try-on models not materialized yet, left out of the report: {missing}")
+    names = models.register(found, _dataset_root(data_root, pairs), device) if found else []
+    return names, {m: file_sha256(path) for m, path in found.items()}
+
+
+def write_comparison(reader, folder: Path, model_methods: list[str], grid_rows: int = 6) -> dict:
+    """Model scores, targets and one grid per model method, into the report's ``folder`` (comparison.json/.md)."""
+    import pandas as pd
+
+    from fashion_pipeline.common import atomic, render
+    from fashion_pipeline.tryon import baselines, comparison
+    from fashion_pipeline.tryon.layout import read_pairs
+    from fashion_pipeline.tryon.report import evaluation_pairs
+
+    pairs, _ = evaluation_pairs(reader, read_pairs(reader.root, reader.split))
+    frame = pd.read_parquet(folder / "manifest.parquet")
+    scores = comparison.extra_scores(frame)
+    checks = comparison.targets(scores)
+    old = comparison.old_garment_iou(reader, pairs)
+    grids = {}
+    for name in model_methods:
+        picture = comparison.method_grid(reader, pairs, baselines.METHODS[name], grid_rows)
+        atomic.write_bytes(folder / f"grid_{name}.png", render.png_bytes(picture))
+        grids[name] = f"grid_{name}.png"
+    result = {"scores": scores, "targets": checks, "old_garment_mask_iou": old, "grids": grids}
+    atomic.write_json(folder / "comparison.json", result, indent=1)
+    atomic.write_text(folder / "comparison.md", comparison.markdown(scores, checks, old))
+    return result
+
+
+def comparison_metadata(folder: Path) -> dict:
+    from PIL import Image
+
+    from fashion_pipeline.common import render
+    from fashion_pipeline.tryon import comparison
+
+    path = folder / "comparison.json"
+    if not path.is_file():
+        return {}
+    result = json.loads(path.read_text())
+    metadata = {"model_scores_and_targets": dg.MetadataValue.md(
+        comparison.markdown(result["scores"], result["targets"], result["old_garment_mask_iou"])),
+        "targets_met": f"{sum(t['met'] for t in result['targets'])}/{len(result['targets'])}"}
+    for name, file in result["grids"].items():
+        metadata[f"grid_{name}"] = dg.MetadataValue.md(render.inline_image_markdown(
+            Image.open(folder / file), alt="person | garment | warped garment | output | truth"))
+    return metadata
