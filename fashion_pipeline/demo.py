@@ -37,6 +37,7 @@ CHAIN: list[tuple[str, object]] = [
     ("pattern_dcgan", "all"),
     ("restyled_garments", None),
     ("tryon_pairs", None),
+    ("tryon_model", "all"),  # one run per method, as a backfill from the UI
     ("tryon_report", None),
 ]
 

@@ -19,6 +19,7 @@ EXPECTED_ASSETS = {
     "pattern_dcgan",
     "restyled_garments",
     "tryon_pairs",
+    "tryon_model",
     "tryon_report",
 }
 

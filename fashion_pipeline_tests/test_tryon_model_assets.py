@@ -1,6 +1,7 @@
 """tryon_model through Dagster: one partition per method, trained through Pipes, resumed, published and recorded;
 a divergence fails without retries."""
 import dagster as dg
+import pandas as pd
 import pytest
 import torch
 
@@ -50,6 +51,18 @@ def test_each_method_is_a_partition_trained_through_pipes_and_recorded(tmp_path,
 
     found = model_assets.recorded_models(instance, tmp_path, ["viton", "cagan"])
     assert list(found) == ["viton"] and found["viton"] == tmp_path / more["model"]  # cagan never trained: left out
+
+    # the report adds the trained method (and its warp alone) beside the baselines, with the comparison
+    report = dg.materialize([assets.tryon_report], instance=instance, resources=_resources(tmp_path),
+                            run_config={"ops": {"tryon_report": {"config": {"features": "untrained", "kid_subsets": 5}}}})
+    assert report.success
+    meta = {k: v.value for k, v in report.asset_materializations_for_node("tryon_report")[0].metadata.items()}
+    folder = tmp_path / meta["folder"]
+    manifest = pd.read_parquet(folder / "manifest.parquet")
+    assert {"viton", "viton_warp", "unchanged"} <= set(manifest["method"]) and "cagan" not in set(manifest["method"])
+    assert manifest.loc[manifest["method"] == "viton", "mask_iou"].between(0, 1).all()
+    assert "Targets" in meta["model_scores_and_targets"] and "grid_viton" in meta
+    assert (folder / "grid_viton.png").is_file() and (folder / "comparison.json").is_file()
 
 
 @pytest.mark.slow

@@ -187,9 +187,11 @@ class TryonReportConfig(dg.Config):
     # package's weights/v0.1/alex.pth heads. Both empty: no LPIPS column.
     lpips_alexnet_weights: str = ""
     lpips_linear_weights: str = ""
+    # trained methods (tryon_model partitions) to add when materialized; viton adds viton_warp (issue 22)
+    models: list[str] = ["viton", "encoder_decoder", "cagan"]
 
 
-@dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector"], code_version=REPORT_CODE_VERSION, kinds={"pytorch"},
+@dg.asset(group_name=GROUP, deps=["tryon_pairs", "best_detector", "tryon_model"], code_version=REPORT_CODE_VERSION, kinds={"pytorch"},
           check_specs=[dg.AssetCheckSpec(ORDER_CHECK, asset="tryon_report", blocking=False,
                                          description="On ground truth: oracle_paste > warped_paste > unchanged in SSIM.")])
 def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, data_root: DataRoot,
@@ -202,7 +204,11 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
 
     pairs = lineage.require_latest(context.instance, "tryon_pairs")
     lineage.require_checks_passed(context.instance, "tryon_pairs", (PAIRS_CHECK,))
-    unknown = [name for name in config.methods if name not in baselines.METHODS]
+    from fashion_pipeline.tryon import model_assets  # issue 22: the trained models' methods
+
+    model_methods, model_versions = model_assets.register_recorded(context, config.models, data_root, pairs)
+    methods = [*config.methods, *(name for name in model_methods if name not in config.methods)]
+    unknown = [name for name in methods if name not in baselines.METHODS]
     if unknown:
         raise lineage.input_failure(f"unknown try-on methods {unknown}; registered: {sorted(baselines.METHODS)}")
     stored = str(pairs.require("dataset_root"))
@@ -213,7 +219,7 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
     distance = report.feature_distance(_detector_checkpoint(context, config, data_root), device)
     best = lineage.latest(context.instance, "best_detector") if config.features == "detector" else None
     key = versions.input_key(REPORT_CODE_VERSION, pairs.data_version, best.data_version if best else "",
-                             config.model_dump())
+                             config.model_dump(), model_versions)
     published = versions.find(data_root.path, "tryon_report", version=key)
     if published is None:
         lpips = None
@@ -222,13 +228,16 @@ def tryon_report(context: dg.AssetExecutionContext, config: TryonReportConfig, d
 
             lpips = LPIPS(config.lpips_alexnet_weights, config.lpips_linear_weights, device)
         with versions.staging(data_root.path, "tryon_report") as out:
-            report.write_report(reader, report.ReportSettings(tuple(config.methods), config.max_pairs,
+            report.write_report(reader, report.ReportSettings(tuple(methods), config.max_pairs,
                                                               config.kid_subsets), out.dir, distance, lpips)
+            if model_methods:
+                model_assets.write_comparison(reader, out.dir, model_methods)
             published = out.publish(key)
     summary = json.loads(published.file("report.json").read_text())
     stable = json.dumps({k: v for k, v in summary.items() if k != "seconds"}, sort_keys=True, default=str)
     return dg.MaterializeResult(
-        metadata={**_report_metadata(summary, published.folder, data_root, pairs), "reused": published.reused},
+        metadata={**_report_metadata(summary, published.folder, data_root, pairs), "reused": published.reused,
+                  **model_assets.comparison_metadata(published.folder)},
         data_version=dg.DataVersion(combine([pairs.data_version or "", stable])),
         check_results=[_order_check(summary)])
 
@@ -273,18 +282,25 @@ def _order_check(summary: dict) -> dg.AssetCheckResult:
                                metadata={f"{name}_ssim": round(value, 4) for name, value in ssim.items()})
 
 
-defs = dg.Definitions(assets=[tryon_pairs, tryon_report])
+def _model_assets():
+    from fashion_pipeline.tryon import model_assets
+
+    return model_assets
+
+
+defs = dg.Definitions(assets=[tryon_pairs, _model_assets().tryon_model, tryon_report])
 
 
 def resources() -> dict:
-    """No stage-specific resources: the stage uses ``data_root`` and ``compute`` only."""
-    return {}
+    """``data_root`` and ``compute``, and the Pipes client that launches tryon_model's trainer."""
+    return {"pipes_subprocess_client": dg.PipesSubprocessClient()}
 
 
 # `make demo`: 400 train and 200 test persons at 128x96 (measured in the README); the report scores every test pair.
 DEMO_RUN_CONFIG = {
     "ops": {
         "tryon_pairs": {"config": {"height": 128, "train": 400, "test": 200}},
+        "tryon_model": {"config": _model_assets().DEMO_TRAIN},
         "tryon_report": {"config": {"max_pairs": 0}},
     }
 }
