@@ -109,7 +109,7 @@ def markdown(scores: dict, checks: list[dict], old_iou: dict) -> str:
     def ci(entry):
         return "" if not entry else f"{entry['mean']:.4f} ± {(entry['ci95_high'] - entry['ci95_low']) / 2:.4f}"
 
-    rows = [[m, *(ci(e.get(k)) for k in EXTRAS)] for m, e in scores.items()]
+    rows = [[m, *(ci(e.get(k)) for k in EXTRAS)] for m, e in scores.items() if any(k in e for k in EXTRAS)]
     lines = ["## Model scores", "", render.markdown_table(headers, rows), "",
              f"The person's old garment mask against the true worn one: IoU {ci(old_iou)}.", "", "## Targets", ""]
     lines += [f"- {'met' if c['met'] else 'NOT met'}: {c['target']}: {c['value']} ({c['detail']})" for c in checks]
