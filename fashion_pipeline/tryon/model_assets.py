@@ -147,7 +147,7 @@ def recorded_models(instance: dg.DagsterInstance, data_root: Path, methods) -> d
 
 # `make demo`: trained at 64 x 48 on the 128 x 96 pairs, scored at 128 x 96 (fits the CPU budget: see the README)
 DEMO_TRAIN = {"model_height": 64, "batch_size": 4, "ngf": 16, "max_channels": 128, "ndf": 16, "lr": 3e-4,
-              "warp_mask": 1.0, "agnostic_image": True, "gmm_steps": 250, "steps": 250, "cagan_steps": 150, "cagan_lr": 2e-4,
+              "warp_mask": 1.0, "agnostic_image": True, "gmm_steps": 500, "steps": 1000, "cagan_steps": 800, "cagan_lr": 2e-4,
               "log_every": 25}
 
 
