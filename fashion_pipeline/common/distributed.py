@@ -53,6 +53,14 @@ def die_with_torchrun() -> None:
         pass
 
 
+def parse_fault(text):
+    """``--inject-nan RANK:STEP`` (a test hook both trainers take) as ``(rank, step)``, or None when unset."""
+    if not text:
+        return None
+    rank, _, step = text.partition(":")
+    return int(rank), int(step)
+
+
 def exit_not_retryable(error: BaseException) -> None:
     """Report a failure the same inputs would repeat (divergence, a refused resume, bad input) and exit
     with ``common.pipes.EXIT_NOT_RETRYABLE``: the asset raises ``Failure(allow_retries=False)`` with this message."""

@@ -668,13 +668,6 @@ def run_metadata(result: TrainResult) -> dict:
     }
 
 
-def _parse_fault(text: Optional[str]) -> Optional[tuple[int, int]]:
-    if not text:
-        return None
-    rank, _, step = text.partition(":")
-    return int(rank), int(step)
-
-
 def load_training_images(path, image_size: int = 64) -> np.ndarray:
     """The N x S x S x 3 uint8 training set, or ``BadInput`` naming the file and what is wrong with it
     (the step then fails without retries: the same file would fail the same way)."""
@@ -692,7 +685,7 @@ def load_training_images(path, image_size: int = 64) -> np.ndarray:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from fashion_pipeline.common.distributed import BadInput, distributed_setup, distributed_teardown, exit_not_retryable
+    from fashion_pipeline.common.distributed import BadInput, distributed_setup, distributed_teardown, exit_not_retryable, parse_fault
     from fashion_pipeline.common.pipes import open_reporter
 
     args = build_parser().parse_args(argv)
@@ -702,7 +695,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         with open_reporter(rank) as reporter:
             images = load_training_images(args.data, config.image_size)
             log = reporter.log if rank == 0 else (lambda message: None)  # the ranks' numbers are the same
-            result = train(images, args.out, config, log=log, inject_nan=_parse_fault(args.inject_nan))
+            result = train(images, args.out, config, log=log, inject_nan=parse_fault(args.inject_nan))
             if rank == 0:
                 metadata = run_metadata(result)
                 reporter.report_metadata(metadata)

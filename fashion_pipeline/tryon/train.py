@@ -435,7 +435,7 @@ def command_args(config: TrainConfig) -> list[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from fashion_pipeline.common.distributed import BadInput, distributed_setup, distributed_teardown, exit_not_retryable
+    from fashion_pipeline.common.distributed import BadInput, distributed_setup, distributed_teardown, exit_not_retryable, parse_fault
     from fashion_pipeline.common.pipes import open_reporter
     from fashion_pipeline.tryon.layout import LayoutError
 
@@ -452,7 +452,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                 raise BadInput(str(error)) from error
             log = reporter.log if rank == 0 else (lambda message: None)
             started = time.perf_counter()
-            result = train(arrays, args.out, config, log=log, inject_nan=_parse_fault(args.inject_nan))
+            result = train(arrays, args.out, config, log=log, inject_nan=parse_fault(args.inject_nan))
             if rank == 0:
                 metadata = run_metadata(result, time.perf_counter() - started)
                 reporter.report_metadata(metadata)
@@ -461,13 +461,6 @@ def main(argv: Optional[list[str]] = None) -> None:
         exit_not_retryable(error)
     finally:
         distributed_teardown()
-
-
-def _parse_fault(text: Optional[str]) -> Optional[tuple[int, int]]:
-    if not text:
-        return None
-    rank, _, step = text.partition(":")
-    return int(rank), int(step)
 
 
 if __name__ == "__main__":
