@@ -43,14 +43,10 @@ CHAIN: list[tuple[str, object]] = [
 
 
 def demo_run_config() -> dict:
-    """Every stage's DEMO_RUN_CONFIG, merged."""
-    from fashion_pipeline.definitions import _stage_modules
+    """Every stage's DEMO_RUN_CONFIG, merged (the same config as the UI's demo jobs)."""
+    from fashion_pipeline.definitions import DEMO_RUN_CONFIG
 
-    merged: dict = {"ops": {}, "resources": {}}
-    for module in _stage_modules():
-        for section, entries in getattr(module, "DEMO_RUN_CONFIG", {}).items():
-            merged.setdefault(section, {}).update(entries)
-    return merged
+    return DEMO_RUN_CONFIG
 
 
 def _assets_and_checks(defs: dg.Definitions) -> list:
