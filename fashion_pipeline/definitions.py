@@ -23,10 +23,11 @@ from fashion_pipeline.gan import assets as gan_assets
 from fashion_pipeline.garments import assets as garment_assets
 from fashion_pipeline.pinterest import assets as pinterest_assets
 from fashion_pipeline.tryon import assets as tryon_assets
+from fashion_pipeline.tryon import showcase_assets as tryon_showcase_assets
 
 # Pipeline order.
 STAGES = [deepfashion_assets, pinterest_assets, dedup_assets, detector_assets, gan_assets, garment_assets,
-          tryon_assets]
+          tryon_assets, tryon_showcase_assets]
 
 AUTOMATION_SENSOR_NAME = "fashion_automation"
 # How often the daemon evaluates automation (Dagster's default for these sensors is 30 s); a test lowers it.

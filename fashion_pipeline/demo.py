@@ -39,6 +39,7 @@ CHAIN: list[tuple[str, object]] = [
     ("tryon_pairs", None),
     ("tryon_model", "all"),  # one run per method, as a backfill from the UI
     ("tryon_report", None),
+    ("tryon_showcase", None),  # the trained viton model on held-out persons and runway crops, generated prints
 ]
 
 

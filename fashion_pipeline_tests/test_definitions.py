@@ -21,6 +21,7 @@ EXPECTED_ASSETS = {
     "tryon_pairs",
     "tryon_model",
     "tryon_report",
+    "tryon_showcase",
 }
 
 
