@@ -149,7 +149,8 @@ def test_the_showcase_rows_grid_and_files(pairs_root, tmp_path):
     result = showcase.write(rows, tmp_path / "out")
     assert result["summary"]["person"]["rows"] == 3 and result["summary"]["runway"]["rows"] == 1
     with Image.open(tmp_path / "out" / "grid.png") as picture:
-        assert picture.size == (4 * (2 * WIDTH + 2) + 2, 2 * 16 + 4 * (2 * HEIGHT + 2) + 2)
+        block = 4 * (2 * WIDTH + 2) + 2  # the persons' block and the runway block side by side
+        assert picture.size == (2 * block + 12, 16 + 3 * (2 * HEIGHT + 2) + 2)
     assert len(list((tmp_path / "out" / "rows").glob("*.png"))) == 16
 
 
@@ -224,7 +225,7 @@ def test_the_asset_publishes_its_folder_records_versions_and_reuses_it(tmp_path,
     assert "base64" in meta["preview"] and "synthetic" in meta["transfer"]
     folder = tmp_path / meta["folder"]
     with Image.open(folder / "grid.png") as picture:
-        assert picture.size[0] == 4 * (2 * WIDTH + 2) + 2
+        assert picture.size[0] == 2 * (4 * (2 * WIDTH + 2) + 2) + 12
     again = _materialize(instance, tmp_path)
     meta_again = {k: v.value for k, v in again.asset_materializations_for_node("tryon_showcase")[0].metadata.items()}
     assert meta_again["folder"] == meta["folder"] and meta_again["folder_reused"]  # same inputs: the same folder

@@ -45,6 +45,7 @@ from fashion_pipeline.tryon import layout
 
 CHANGE_THRESHOLD = 24  # of 255: a changed pixel, above JPEG-like noise and the TOM's faint tint of kept pixels
 BAND = 0.08  # the garment's "top" band, as a fraction of the frame's height: where its width is measured
+TOP_WIDTH = 0.6  # see garment_anchor
 TEMPLATE_PERSONS = 100  # train persons averaged into the template
 
 
@@ -64,10 +65,14 @@ def print_garment(cloth: np.ndarray, cloth_mask: np.ndarray, pattern: np.ndarray
 
 def garment_anchor(mask: np.ndarray) -> tuple[float, float, float] | None:
     """(centre x, top y, width) of a garment mask's top band (``BAND`` of the frame's height below its top row):
-    the same three numbers on a synthetic parse and on a GrabCut mask, so one can be aligned to the other."""
-    rows = np.flatnonzero(mask.sum(axis=1) >= max(2, 0.02 * mask.shape[1]))
+    the same three numbers on a synthetic parse and on a GrabCut mask, so one can be aligned to the other.
+    The top row is the first at least ``TOP_WIDTH`` as wide as the garment's wide rows: a strip of neck or hair
+    that GrabCut kept above the shoulders does not count as the garment's top."""
+    widths = mask.sum(axis=1)
+    rows = np.flatnonzero(widths >= max(2, 0.02 * mask.shape[1]))
     if not len(rows):
         return None
+    rows = rows[widths[rows] >= TOP_WIDTH * np.percentile(widths[rows], 90)]
     top = int(rows[0])
     band = mask[top: top + max(2, round(BAND * mask.shape[0]))]
     xs = np.nonzero(band)[1]
@@ -262,32 +267,32 @@ def runway_rows(predictor, inputs: list[RunwayInput], products: list[layout.Samp
 
 
 HEADERS = {"person": ("held-out person", "generated pattern", "printed product", "try-on"),
-           "runway": ("runway crop (aligned)", "GrabCut mask", "printed product", "try-on")}
+           "runway": ("runway crop", "GrabCut mask", "printed product", "try-on")}
 
 
 def grid(rows: list[Row], scale: int = 2) -> Image.Image:
-    """One picture: a header line per block (persons, then runway crops), four tiles per row, enlarged ``scale``x."""
+    """One picture: the persons' block and the runway crops' block side by side, each with its header line and
+    four tiles per row, enlarged ``scale`` x."""
     if not rows:
         raise ShowcaseError("nothing to show: no rows")
     height, width = rows[0].tiles[0].shape[:2]
-    cell_w, cell_h, pad, header = width * scale, height * scale, 2, 16
-    blocks = [[row for row in rows if row.kind == kind] for kind in HEADERS]
-    total = sum(header + len(block) * (cell_h + pad) for block in blocks if block) + pad
-    canvas = Image.new("RGB", (4 * (cell_w + pad) + pad, total), "white")
+    cell_w, cell_h, pad, header, gap = width * scale, height * scale, 2, 16, 12
+    blocks = [(kind, [row for row in rows if row.kind == kind]) for kind in HEADERS]
+    blocks = [(kind, block) for kind, block in blocks if block]
+    block_w = 4 * (cell_w + pad) + pad
+    total_h = header + max(len(block) for _, block in blocks) * (cell_h + pad) + pad
+    canvas = Image.new("RGB", (len(blocks) * block_w + (len(blocks) - 1) * gap, total_h), "white")
     draw = ImageDraw.Draw(canvas)
-    top = pad
-    for kind, block in zip(HEADERS, blocks):
-        if not block:
-            continue
+    for index, (kind, block) in enumerate(blocks):
+        left = index * (block_w + gap)
         for column, text in enumerate(HEADERS[kind]):
-            draw.text((pad + column * (cell_w + pad) + 3, top + 2), text, fill="black")
-        top += header
-        for row in block:
+            draw.text((left + pad + column * (cell_w + pad) + 3, 2), text, fill="black")
+        for number, row in enumerate(block):
+            top = header + number * (cell_h + pad)
             for column, tile in enumerate(row.tiles):
                 picture = Image.fromarray(tile).resize((cell_w, cell_h), Image.Resampling.NEAREST)
-                canvas.paste(picture, (pad + column * (cell_w + pad), top))
-            draw.text((pad + cell_w + pad + 3, top + 2), row.pattern_label, fill="black")
-            top += cell_h + pad
+                canvas.paste(picture, (left + pad + column * (cell_w + pad), top))
+            draw.text((left + pad + cell_w + pad + 3, top + 2), row.pattern_label, fill="black")
     return canvas
 
 
