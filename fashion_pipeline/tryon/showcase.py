@@ -270,14 +270,14 @@ HEADERS = {"person": ("held-out person", "generated pattern", "printed product",
            "runway": ("runway crop", "GrabCut mask", "printed product", "try-on")}
 
 
-def grid(rows: list[Row], scale: int = 2) -> Image.Image:
-    """One picture: the persons' block and the runway crops' block side by side, each with its header line and
-    four tiles per row, enlarged ``scale`` x."""
+def grid(rows: list[Row], scale: int = 2, headers: dict = HEADERS) -> Image.Image:
+    """One picture: one block per kind of row in ``headers`` (the persons', the runway crops'), side by side, each
+    with its header line and four tiles per row, enlarged ``scale`` x."""
     if not rows:
         raise ShowcaseError("nothing to show: no rows")
     height, width = rows[0].tiles[0].shape[:2]
     cell_w, cell_h, pad, header, gap = width * scale, height * scale, 2, 16, 12
-    blocks = [(kind, [row for row in rows if row.kind == kind]) for kind in HEADERS]
+    blocks = [(kind, [row for row in rows if row.kind == kind]) for kind in headers]
     blocks = [(kind, block) for kind, block in blocks if block]
     block_w = 4 * (cell_w + pad) + pad
     total_h = header + max(len(block) for _, block in blocks) * (cell_h + pad) + pad
@@ -285,7 +285,7 @@ def grid(rows: list[Row], scale: int = 2) -> Image.Image:
     draw = ImageDraw.Draw(canvas)
     for index, (kind, block) in enumerate(blocks):
         left = index * (block_w + gap)
-        for column, text in enumerate(HEADERS[kind]):
+        for column, text in enumerate(headers[kind]):
             draw.text((left + pad + column * (cell_w + pad) + 3, 2), text, fill="black")
         for number, row in enumerate(block):
             top = header + number * (cell_h + pad)

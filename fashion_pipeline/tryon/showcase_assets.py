@@ -20,7 +20,7 @@ from fashion_pipeline.common.resources import DataRoot
 
 GROUP = "tryon"
 ASSET = "tryon_showcase"
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: the garment top skips a neck/hair strip; the two blocks side by side
 PAIRS_CHECK = "tryon_pairs_valid"
 MASKS_CHECK = "masks_not_degenerate"
 SHOWN_METHODS = ("viton", "encoder_decoder")  # CAGAN needs the person's own product picture, which a crop lacks
