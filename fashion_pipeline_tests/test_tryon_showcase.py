@@ -3,6 +3,7 @@ on a tiny data root whose upstream records point at a generated pair set, a 2-st
 pattern generator."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -167,27 +168,20 @@ def _untrained_generator(path):
     torch.save({"state_dict": generator.state_dict(), "nz": 10, "ngf": 8, "image_size": 64}, path)
 
 
-def _upstream(root, pairs_folder):
-    """Records what tryon_pairs, tryon_model[viton], pattern_dcgan[checks] and garment_masks would have reported."""
-    instance = dg.DagsterInstance.ephemeral()
-    record(instance, "tryon_pairs", {"dataset_root": f"{pairs_folder}", "height": HEIGHT, "width": WIDTH},
-           data_version="pairs-v1")
-    record_check(instance, "tryon_pairs", "tryon_pairs_valid", True)
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """A data root as the upstream assets leave it: generated pairs, a 2-step viton model (the trainer's CLI), an
+    untrained pattern generator and a garment_masks folder with one crop."""
+    root = tmp_path_factory.mktemp("showcase_root")
+    pairs_folder = "tryon_pairs/v/p1/dataset"
+    synthetic_tryon.write_dataset(root / pairs_folder, synthetic_tryon.Spec(HEIGHT, WIDTH, 4, 3, 0))
     model_dir = root / "tryon_model" / "viton" / "v" / "m1"
     subprocess.run([sys.executable, "-m", "fashion_pipeline.tryon.train", "--root", str(root / pairs_folder),
                     "--height", str(HEIGHT), "--out", str(model_dir), "--method", "viton", "--steps", "2",
                     "--gmm-steps", "2", "--batch-size", "2", "--ngf", "4", "--max-channels", "16",
                     "--agnostic-image", "true", "--threads", "1", "--device", "cpu"], check=True, capture_output=True)
-    model = model_dir / "model.pt"
-    record(instance, "tryon_model", {"model": str(model.relative_to(root)), "model_sha256": file_sha256(model)},
-           partition="viton", data_version="model-v1")
-    record_check(instance, "tryon_model", "tryon_model_finite_losses", True, partition="viton")
     generator = root / "pattern_dcgan" / "checks" / "v" / "g1" / "generator.pt"
     _untrained_generator(generator)
-    record(instance, "pattern_dcgan", {"generator": str(generator.relative_to(root)),
-                                       "generator_sha256": file_sha256(generator), "print_fraction": 0.15},
-           partition="checks", data_version="generator-v1")
-    record_check(instance, "pattern_dcgan", "finite_losses", True, partition="checks")
     masks = root / "garment_masks" / "v" / "k1"
     (masks / "masks").mkdir(parents=True)
     crop, mask = _runway_crop(masks / "masks")
@@ -195,6 +189,38 @@ def _upstream(root, pairs_folder):
     pd.DataFrame({"image_id": ["look"], "crop_path": [str(crop.relative_to(root))],
                   "mask_path": [str(mask.relative_to(root))], "area_fraction": [0.24],
                   "skip_reason": [""]}).to_parquet(manifest)
+    return {"root": root, "pairs": root / pairs_folder, "model": model_dir / "model.pt", "generator": generator,
+            "manifest": manifest}
+
+
+def test_the_command_line_writes_the_grid_and_scores(upstream, tmp_path):
+    out = tmp_path / "out"
+    assert showcase.main(["--pairs-root", str(upstream["pairs"]), "--height", str(HEIGHT), "--model",
+                          str(upstream["model"]), "--generator", f"checks={upstream['generator']}:0.15",
+                          "--masks-manifest", str(upstream["manifest"]), "--data-root", str(upstream["root"]),
+                          "--persons", "2", "--crops", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "scores.json").read_text())
+    assert [row["kind"] for row in result["rows"]] == ["person", "person", "runway"]
+    assert all(row["pattern"] == "checks" for row in result["rows"]) and (out / "grid.png").is_file()
+
+
+def _records(upstream):
+    """What tryon_pairs, tryon_model[viton], pattern_dcgan[checks] and garment_masks would have recorded."""
+    root = upstream["root"]
+    instance = dg.DagsterInstance.ephemeral()
+    record(instance, "tryon_pairs", {"dataset_root": str(upstream["pairs"].relative_to(root)), "height": HEIGHT,
+                                     "width": WIDTH}, data_version="pairs-v1")
+    record_check(instance, "tryon_pairs", "tryon_pairs_valid", True)
+    model = upstream["model"]
+    record(instance, "tryon_model", {"model": str(model.relative_to(root)), "model_sha256": file_sha256(model)},
+           partition="viton", data_version="model-v1")
+    record_check(instance, "tryon_model", "tryon_model_finite_losses", True, partition="viton")
+    generator = upstream["generator"]
+    record(instance, "pattern_dcgan", {"generator": str(generator.relative_to(root)),
+                                       "generator_sha256": file_sha256(generator), "print_fraction": 0.15},
+           partition="checks", data_version="generator-v1")
+    record_check(instance, "pattern_dcgan", "finite_losses", True, partition="checks")
+    manifest = upstream["manifest"]
     record(instance, "garment_masks", {"manifest": str(manifest.relative_to(root)),
                                        "manifest_sha256": file_sha256(manifest)}, data_version="masks-v1")
     record_check(instance, "garment_masks", "masks_not_degenerate", True)
@@ -209,12 +235,10 @@ def _materialize(instance, root, **config):
                           raise_on_error=False)
 
 
-def test_the_asset_publishes_its_folder_records_versions_and_reuses_it(tmp_path, monkeypatch):
-    monkeypatch.delenv("TRYON_ROOT", raising=False)
-    synthetic_tryon.write_dataset(tmp_path / "tryon_pairs" / "v" / "p1" / "dataset",
-                                  synthetic_tryon.Spec(HEIGHT, WIDTH, 4, 3, 0))
-    instance = _upstream(tmp_path, "tryon_pairs/v/p1/dataset")
-    result = _materialize(instance, tmp_path)
+def test_the_asset_publishes_its_folder_records_versions_and_reuses_it(upstream):
+    root = upstream["root"]
+    instance = _records(upstream)
+    result = _materialize(instance, root)
     assert result.success
     assert_light_metadata(result)
     meta = {k: v.value for k, v in result.asset_materializations_for_node("tryon_showcase")[0].metadata.items()}
@@ -223,14 +247,14 @@ def test_the_asset_publishes_its_folder_records_versions_and_reuses_it(tmp_path,
     assert meta["pattern_versions"] == {"checks": "generator-v1"} and meta["garment_masks_version"] == "masks-v1"
     assert 0 <= meta["person_warp_iou_truth"] <= 1 and 0 <= meta["runway_changed_in_garment"] <= 1
     assert "base64" in meta["preview"] and "synthetic" in meta["transfer"]
-    folder = tmp_path / meta["folder"]
+    folder = root / meta["folder"]
     with Image.open(folder / "grid.png") as picture:
         assert picture.size[0] == 2 * (4 * (2 * WIDTH + 2) + 2) + 12
-    again = _materialize(instance, tmp_path)
+    again = _materialize(instance, root)
     meta_again = {k: v.value for k, v in again.asset_materializations_for_node("tryon_showcase")[0].metadata.items()}
     assert meta_again["folder"] == meta["folder"] and meta_again["folder_reused"]  # same inputs: the same folder
 
-    refused = _materialize(instance, tmp_path, method="cagan")
+    refused = _materialize(instance, root, method="cagan")
     assert not refused.success
     failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
     assert "y_i" in failure.event_specific_data.error.message
