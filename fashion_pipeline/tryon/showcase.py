@@ -42,6 +42,7 @@ from PIL import Image, ImageDraw
 from fashion_pipeline.garments import grabcut, restyle
 from fashion_pipeline.synthetic.parse import CIHP, UPPER_GARMENT_IDS
 from fashion_pipeline.tryon import layout
+from fashion_pipeline.tryon.models import iou
 
 CHANGE_THRESHOLD = 24  # of 255: a changed pixel, above JPEG-like noise and the TOM's faint tint of kept pixels
 BAND = 0.08  # the garment's "top" band, as a fraction of the frame's height: where its width is measured
@@ -182,11 +183,6 @@ def runway_input(crop_path: Path, mask_path: Path, template: Template, name: str
 
 # ---------------------------------------------------------------- scores
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else float("nan")
-
-
 def change_scores(person: np.ndarray, output: np.ndarray, old_garment: np.ndarray, margin: int) -> dict:
     """Where the output differs from the input, against the old garment mask dilated by ``margin`` px."""
     import cv2
@@ -204,9 +200,9 @@ def row_scores(sample: layout.Sample, result: dict, old_garment: np.ndarray, mar
     scores = change_scores(sample.person, result["output"], old_garment, margin)
     if result.get("warped_mask") is not None:
         warped = result["warped_mask"] >= 0.5
-        scores["warp_iou_old_garment"] = round(_iou(warped, old_garment), 4)
+        scores["warp_iou_old_garment"] = round(iou(warped, old_garment), 4)
         if sample.truth_parse is not None:
-            scores["warp_iou_truth"] = round(_iou(warped, np.isin(sample.truth_parse, UPPER_GARMENT_IDS)), 4)
+            scores["warp_iou_truth"] = round(iou(warped, np.isin(sample.truth_parse, UPPER_GARMENT_IDS)), 4)
     return scores
 
 
