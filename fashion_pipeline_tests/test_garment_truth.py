@@ -75,8 +75,9 @@ def test_the_real_parsing_fixture_loads_with_its_splits_and_boxes():
         assert x1 == pytest.approx(max(0, xs.min() - BOX_MARGIN * width))
         assert y2 == pytest.approx(min(sample.garment.shape[0], ys.max() + 1 + BOX_MARGIN * height))
         assert 0.02 < sample.garment.mean() < 0.9  # clothing, not the whole picture or a speck
-    assert counts == {("viton", "tune"): 20, ("viton", "test"): 20, ("cihp", "test"): 5, ("ccp", "out_of_sample"): 60}
-    assert len(real_samples(REAL, sources={"cihp"})) == 5 and len(real_samples(REAL, splits={"tune"})) == 20
+    assert counts == {("viton", "tune"): 20, ("viton", "test"): 20, ("cihp", "test"): 5, ("ccp", "out_of_sample"): 60,
+                      ("fashionpedia", "tune"): 2}
+    assert len(real_samples(REAL, sources={"cihp"})) == 5 and len(real_samples(REAL, splits={"tune"})) == 22
 
 
 def test_real_garments_leave_out_skin_hair_and_shoes():
@@ -86,6 +87,57 @@ def test_real_garments_leave_out_skin_hair_and_shoes():
     with Image.open(REAL / "ccp" / "labels" / "0001.png") as opened:
         labels = np.asarray(opened)
     assert not sample.garment[labels == 41].any() and sample.garment[labels == 5].all()  # skin out, the blouse in
+
+
+def test_fashionpedia_garments_take_their_sleeves_and_leave_out_the_rest():
+    """Fashionpedia draws a sleeve as a part of its garment, outside the dress's own polygon on 9813."""
+    assert not {14, 16, 25, 26} & set(REAL_GARMENT_LABELS["fashionpedia"])  # glasses, hat, shoe, bag
+    sample = next(s for s in real_samples(REAL, sources={"fashionpedia"}) if s.image_id == "000000009813")
+    with Image.open(REAL / "fashionpedia" / "labels" / "000000009813.png") as opened:
+        labels = np.asarray(opened)
+    assert sample.image.shape[:2] == (1000, 618)  # high native resolution: what the work resolution is chosen on
+    assert (labels == 33).sum() > 0.05 * (labels == 11).sum() and sample.garment[labels == 33].all()
+
+
+def test_hard_looks_change_the_picture_not_the_truth_s_consistency():
+    """``figures.RUNWAY_HARD`` (the embedded site's looks): the same label-map rules, other pixels; all off is
+    the picture of before."""
+    skin_tones = set(figures.SKIN_TONES)
+    seen_skin, crossed = set(), 0
+    for seed in range(12):
+        outfit = "full" if seed % 2 else "separates"
+        easy, _, easy_truth = figures.render_runway_look_with_truth(np.random.default_rng(seed), (200, 300), outfit)
+        off, _, _ = figures.render_runway_look_with_truth(np.random.default_rng(seed), (200, 300), outfit,
+                                                          hard=figures.HardLooks())
+        assert np.array_equal(np.asarray(easy), np.asarray(off))
+        image, boxes, truth = figures.render_runway_look_with_truth(np.random.default_rng(seed), (200, 300), outfit,
+                                                                     hard=figures.RUNWAY_HARD)
+        assert not np.array_equal(np.asarray(image), np.asarray(easy))
+        for category_type, (x0, y0, x1, y1) in boxes:
+            ys, xs = np.nonzero(truth.mask == category_type)
+            assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x0, y0, x1, y1)
+        skin = truth.mask == figures.TRUTH_VALUES["skin"]
+        # the skin's colour before the light gradient: the most common skin pixel of the easy picture is a
+        # flat tone; the hard one is (almost never) one of the six
+        colours, counts = np.unique(np.asarray(image)[skin].reshape(-1, 3), axis=0, return_counts=True)
+        seen_skin.add(tuple(int(c) for c in colours[np.argmax(counts)]))
+        # a forearm across the body: skin where the easy picture's garment is, below the shoulders
+        crossed += bool((skin & easy_truth.garment_mask()).sum() > 20)
+    assert len(seen_skin) == 12 and not seen_skin & skin_tones
+    assert 1 <= crossed <= 10
+
+
+def test_the_site_draws_hard_looks_by_default_and_keeps_easy_ones_apart(tmp_path):
+    catalog = SiteCatalog(["brand"], 2, seed=2, mix=SiteMix(distractor_rate=0.0, duplicate_rate=0.0))
+    spec = catalog.image(next(iter(catalog.ground_truth()["pins"].values()))["image_hex"])
+    hard, easy = ImageStore(tmp_path, catalog, draw_scale=0.5), ImageStore(tmp_path, catalog, draw_scale=0.5, hard_looks=False)
+    assert hard.root != easy.root and hard.mask_root != easy.mask_root
+    pictures = []
+    for store in (hard, easy):
+        with Image.open(store.ensure(spec, "originals")) as opened:
+            pictures.append(np.asarray(opened.convert("RGB")).astype(int))
+        assert store.mask_path(spec).is_file()
+    assert np.abs(pictures[0] - pictures[1]).mean() > 2  # the hard original is not the easy one
 
 
 def test_a_bad_fixture_row_names_its_file_and_line(tmp_path):

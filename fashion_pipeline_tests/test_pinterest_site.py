@@ -497,7 +497,7 @@ def test_draw_scale_keeps_the_promised_size_and_has_its_own_cache(tmp_path):
 def test_a_failure_while_drawing_answers_500_with_the_reason(tmp_path, monkeypatch):
     from fashion_pipeline.pinterest.site import images
 
-    def broken_draw(spec, scale=1.0):
+    def broken_draw(spec, scale=1.0, hard_looks=True):
         raise RuntimeError(f"cannot draw {spec.hex}")
 
     monkeypatch.setattr(images, "draw", broken_draw)

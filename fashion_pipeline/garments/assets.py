@@ -588,6 +588,9 @@ def resources() -> dict:
 # KID on 64 fakes against 128 patches at 64 px in the detector's feature space.
 DEMO_RUN_CONFIG = {
     "ops": {
+        # GrabCut at 384 px on the long side: the best work resolution on the embedded looks' tuning half
+        # (bench/garment_masks.py); full resolution (the default, chosen for real photos) costs ~2.5x.
+        "garment_masks": {"config": {"max_side": 384}},
         "pattern_patches": {"config": {"max_patches": 1024, "patches_per_crop": 16}},
         "pattern_dcgan": {"config": {"steps": 1000, "batch_size": 16, "ngf": 16, "ndf": 16, "lr": 5e-4, "flip": True,
                                      "diff_augment": "translation", "kid_fakes": 64, "kid_reals": 128,

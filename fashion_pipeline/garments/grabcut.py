@@ -9,9 +9,10 @@ that also keeps the arms, legs, neck and hair: they are inside the box and unlik
 What we do instead (``method="clothing"``, the default), one crop at a time:
 
 1. **The seed's cut.** ``GC_INIT_WITH_RECT`` from the detector's box widened by ``margin`` (a
-   fraction of its size), ``iterations`` rounds, at most ``max_side`` px on the longer side (the mask
-   is scaled back with nearest neighbour: GrabCut's cost grows with the pixel count, its boundary
-   precision barely matters at this scale). This is the figure: garment, skin and hair.
+   fraction of its size), ``iterations`` rounds, at full resolution or at most ``max_side`` px on the
+   longer side when set (the mask is scaled back with nearest neighbour; GrabCut's cost grows with the
+   pixel count, and on real photos a smaller work size lost garments close to the background's
+   colours). This is the figure: garment, skin and hair.
 2. **Body skin.** A skin-colour model in YCrCb (Cr in [``cr_min``, ``cr_max``], Cb in
    [``cb_min``, ``cb_max``], Y >= ``y_min``: the classic Chai & Ngan range) finds skin-coloured
    regions inside the box. One counts as the body's skin (arms, legs, neck, face) when at least
@@ -54,7 +55,7 @@ METHODS = ("clothing", "rect")
 class GrabCutSettings:
     """Every knob of the segmentation. Issue 23 changed ``margin``, ``max_side``, ``cr_max``,
     ``max_skin_region`` and ``max_lost_beyond_skin``, chosen on the tuning halves only (embedded looks
-    of even index, the real VITON photos marked ``tune``); ``bench/garment_masks.py`` measures the
+    of even index, the real VITON and Fashionpedia photos marked ``tune``); ``bench/garment_masks.py`` measures the
     held-out halves and the Clothing Co-Parsing sample, which chose nothing (see the fixture's
     PROVENANCE.md for what was looked at when)."""
 
@@ -64,11 +65,13 @@ class GrabCutSettings:
     # garment's box already holds the figure; widening it (0.04 before) let in background and cost
     # 0.01-0.03 IoU on the real tuning photos, nothing on the embedded ones.
     margin: float = 0.0
-    # Work resolution: longer side in px (0: full resolution). 192 before; issue 23 found it the main
-    # loss on 800 px street photos. Not tunable on the tuning halves (the VITON photos are 256 px, the
-    # embedded looks gained nothing from more): 256 is what the demo's CPU budget allows (GrabCut's
-    # cost grows with the pixel count, about 1.8x the time of 192). The benchmark shows 192 to 600.
-    max_side: int = 256
+    # Work resolution: longer side in px (0: full resolution, the seed's call's). 192, then 256 before;
+    # issue 23 found it the main loss on 800 px street photos. Chosen on the tuning photos larger than
+    # 256 px (Fashionpedia's two runway photos, the embedded looks' tuning half): the mean of their mean
+    # IoUs was best at full resolution (0.838; 384 px 0.818, 256 px 0.806), so no downscaling. GrabCut's
+    # cost grows with the pixel count (two cuts: about twice the seed's call); the demo sets 384, the
+    # best on the embedded tuning half alone (``garments.assets.DEMO_RUN_CONFIG``).
+    max_side: int = 0
     min_side: int = 24  # crops smaller than this are skipped as "tiny"
     min_box_side: float = 8.0  # boxes narrower or shorter than this (px, in the crop) are "degenerate_box"
     skin_model: bool = True

@@ -71,6 +71,7 @@ class CropTruths:
 # The label numbers that are garments (tops, bottoms, full-body and outer clothing) in each source's
 # label map; skin, hair, face, shoes, hosiery, bags and accessories are not, as in the embedded
 # site's truth. LIP (the VITON parses) numbers 10 "jumpsuits"; CIHP numbers 10 "torso-skin".
+# Fashionpedia annotates a sleeve as a part of its garment, sometimes outside the garment's polygon.
 REAL_GARMENT_LABELS = {
     "viton": {5: "upper-clothes", 6: "dress", 7: "coat", 9: "pants", 10: "jumpsuits", 12: "skirt"},
     "cihp": {5: "upper-clothes", 6: "dress", 7: "coat", 9: "pants", 12: "skirt"},
@@ -78,6 +79,10 @@ REAL_GARMENT_LABELS = {
             22: "hoodie", 23: "intimate", 24: "jacket", 25: "jeans", 26: "jumper", 27: "leggings", 30: "panties",
             31: "pants", 35: "romper", 38: "shirt", 40: "shorts", 42: "skirt", 46: "suit", 48: "sweater",
             49: "sweatshirt", 50: "swimwear", 51: "t-shirt", 54: "top", 55: "vest"},
+    # Fashionpedia's category id + 1 (the fixture's PNG; 0 is "no garment"): whole garments and sleeves.
+    "fashionpedia": {1: "shirt, blouse", 2: "top, t-shirt, sweatshirt", 3: "sweater", 4: "cardigan", 5: "jacket",
+                     6: "vest", 7: "pants", 8: "shorts", 9: "skirt", 10: "coat", 11: "dress", 12: "jumpsuit",
+                     13: "cape", 33: "sleeve"},
 }
 REAL_SPLITS = ("tune", "test", "out_of_sample")
 BOX_MARGIN = 0.05  # the box handed to the segmenter: the garment's tight box widened by 5% of its size per side
@@ -87,7 +92,7 @@ BOX_MARGIN = 0.05  # the box handed to the segmenter: the garment's tight box wi
 class RealSample:
     """One real photo of the parsing fixture: its RGB pixels, true garment mask and the box a detector would give."""
 
-    source: str  # "viton", "cihp" or "ccp"
+    source: str  # "viton", "cihp", "ccp" or "fashionpedia"
     split: str  # "tune", "test" or "out_of_sample"
     image_id: str
     image: np.ndarray  # H x W x 3 uint8
@@ -151,11 +156,13 @@ class DrawnCrop:
     box: tuple[float, float, float, float]  # the figure's tight box (garments, skin, hair) in the crop
 
 
-def drawn_crops(count: int, folder: str | Path, seed: int = 4) -> list[DrawnCrop]:
+def drawn_crops(count: int, folder: str | Path, seed: int = 4, hard_looks: bool = True) -> list[DrawnCrop]:
     """``count`` looks of an embedded-site catalog (no distractors or copies), drawn into ``folder``.
 
     The box is the true figure box, where the demo has the detector's: the tuning/held-out split of
     GrabCut's settings needs the same looks every time, with no trained detector at hand.
+    ``hard_looks`` False draws the easier looks the site drew before issue 23 (six flat skin tones,
+    no light gradient, printed or garment-coloured backdrop, or crossed arms).
     """
     from PIL import Image
 
@@ -165,7 +172,7 @@ def drawn_crops(count: int, folder: str | Path, seed: int = 4) -> list[DrawnCrop
 
     looks_only = SiteMix(distractor_rate=0.0, duplicate_rate=0.0, png_rate=0.0, webp_rate=0.0, missing_original_rate=0.0)
     catalog = SiteCatalog(["brand"], count, seed=seed, mix=looks_only)
-    store = ImageStore(Path(folder), catalog)
+    store = ImageStore(Path(folder), catalog, hard_looks=hard_looks)
     out = []
     for index, row in enumerate(catalog.ground_truth()["pins"].values()):
         spec = catalog.image(row["image_hex"])

@@ -18,6 +18,12 @@ classes stay learnable by a small detector trained from scratch.
 
 Deterministic: the same ``numpy.random.Generator`` state gives the same picture.
 
+Harder runway looks (issue 23): ``HardLooks`` options make a runway look more like a photograph for
+segmentation: skin tones from a continuous range (not ``SKIN_TONES``' six), a light gradient across
+the picture, a backdrop in the garment's colour, a printed backdrop, and forearms across the body.
+They are off by default, so the DeepFashion sample, the try-on data and ``render_runway_look`` draw
+what they drew before; the embedded Pinterest site turns them on (``RUNWAY_HARD``).
+
 Ground truth for segmentation: ``render_runway_look_with_truth`` returns, with the same picture
 (the same random draws, in the same order), a ``GarmentTruth``: the label map reduced to
 ``TRUTH_VALUES`` (1 upper, 2 lower, 3 full-body garment, 4 other clothing and shoes, 5 skin,
@@ -100,6 +106,23 @@ class Body:
             self.pt(side * self.hip * 0.5, 0.49),
             self.pt(side * (self.hip * 0.42 + self.stance * 0.55), 0.72),
             self.pt(side * (self.hip * 0.38 + self.stance), 0.945),
+        ]
+
+
+@dataclass(frozen=True)
+class PosedBody(Body):
+    """A body whose forearms on the ``crossed`` sides lie across the torso (a hand on the other hip, folded arms)."""
+
+    crossed: tuple[int, ...] = ()
+    reach: float = 0.03  # how far past the centre line the crossing hand reaches (fraction of ``h``)
+
+    def arm(self, side: int) -> list[Point]:
+        if side not in self.crossed:
+            return super().arm(side)
+        return [
+            self.pt(side * (self.shoulder - 0.012), 0.165),
+            self.pt(side * (self.shoulder + 0.025), 0.3),
+            self.pt(-side * self.reach, 0.39),
         ]
 
 
@@ -467,14 +490,16 @@ def _paint_audience(rng: np.random.Generator, out: np.ndarray, horizon: int) -> 
 
 def _colour_labels(
     rng: np.random.Generator, canvas: np.ndarray, labels: np.ndarray, period: float, garments: dict[int, str | None],
-    kinds_out: dict[int, str] | None = None,
+    kinds_out: dict[int, str] | None = None, skin: tuple[int, int, int] | None = None,
 ) -> dict[int, Box]:
     """Fill every label's pixels in ``canvas``; textures for garments. Returns the garment boxes (xyxy, exclusive).
 
-    ``kinds_out``, when given, receives the texture kind each garment was drawn with.
+    ``kinds_out``, when given, receives the texture kind each garment was drawn with. ``skin``, when
+    given, replaces the drawn one of ``SKIN_TONES``.
     """
+    tone = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]  # drawn even when ``skin`` is given: the same draws follow
     flat_colours = {
-        SKIN: SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
+        SKIN: skin if skin is not None else tone,
         HAIR: HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
         SHOES: NEUTRALS[int(rng.integers(len(NEUTRALS)))],
         NEUTRAL_TOP: NEUTRALS[int(rng.integers(len(NEUTRALS)))],
@@ -532,6 +557,78 @@ def _shade(canvas: np.ndarray, labels: np.ndarray, body: Body) -> None:
     np.copyto(window, shaded, where=(labels[y0:y1, x0:x1] > 0)[..., None])
 
 
+# --------------------------------------------------------------------------- harder runway looks (issue 23)
+
+
+@dataclass(frozen=True)
+class HardLooks:
+    """What makes a runway look harder to segment, as real photos are; all off (the pictures of before) by default.
+
+    ``lighting`` is the largest brightness change (a fraction, up or down) from the picture's centre to
+    its corners, along a random direction; the others are probabilities per look (``crossed_arms`` per arm).
+    """
+
+    continuous_skin: bool = False  # a skin tone anywhere between SKIN_TONES' lightest and darkest, not one of six
+    lighting: float = 0.0
+    close_background: float = 0.0  # the backdrop blended towards the garment's own colour
+    patterned_background: float = 0.0  # a print (stripes, checks, dots, florals) over the backdrop wall
+    crossed_arms: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.continuous_skin or self.lighting or self.close_background or self.patterned_background
+                    or self.crossed_arms)
+
+
+# The embedded Pinterest site's looks (kept moderate: the detector trained on the DeepFashion sample,
+# the crops and the DCGANs downstream see these pictures too).
+RUNWAY_HARD = HardLooks(continuous_skin=True, lighting=0.25, close_background=0.25, patterned_background=0.3,
+                        crossed_arms=0.25)
+
+
+def continuous_skin_tone(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A skin colour anywhere along SKIN_TONES' range (between two neighbouring tones), with a little jitter."""
+    position = rng.uniform(0.0, len(SKIN_TONES) - 1.0)
+    index = min(int(position), len(SKIN_TONES) - 2)
+    share = position - index
+    tone = (1 - share) * np.array(SKIN_TONES[index], np.float32) + share * np.array(SKIN_TONES[index + 1], np.float32)
+    tone += rng.normal(0.0, 5.0, 3)
+    return tuple(int(v) for v in np.clip(tone, 0, 255))  # type: ignore[return-value]
+
+
+def _printed_wall(rng: np.random.Generator, background: np.ndarray, horizon: int) -> None:
+    """A printed backdrop (a sponsor wall, a patterned curtain) blended over the wall above the horizon."""
+    height, width = background.shape[:2]
+    kind = str(rng.choice(["stripes", "checks", "dots", "florals"]))
+    pattern = texture(rng, (horizon, width), period=width * rng.uniform(0.03, 0.09), kind=kind).astype(np.float32)
+    alpha = rng.uniform(0.3, 0.6)
+    wall = background[:horizon].astype(np.float32)
+    background[:horizon] = ((1 - alpha) * wall + alpha * pattern).astype(np.uint8)
+
+
+def _backdrop_like_garment(rng: np.random.Generator, canvas: np.ndarray, labels: np.ndarray) -> None:
+    """Blend the background towards the garments' median colour: a garment close in colour to what is behind it."""
+    garment = labels >= GARMENT_UPPER
+    if not garment.any():
+        return
+    colour = np.median(canvas[garment].reshape(-1, 3), axis=0).astype(np.float32)
+    alpha = rng.uniform(0.5, 0.8)
+    background = labels == BACKGROUND
+    canvas[background] = ((1 - alpha) * canvas[background].astype(np.float32) + alpha * colour).astype(np.uint8)
+
+
+def _light_gradient(rng: np.random.Generator, canvas: np.ndarray, strength: float) -> None:
+    """Light falling from one side: brightness changes linearly along a random direction, figure and background alike."""
+    height, width = canvas.shape[:2]
+    angle = rng.uniform(0.0, 2 * math.pi)
+    amount = strength * rng.uniform(0.5, 1.0)
+    reach = 0.5 * math.hypot(width, height)  # the corners change by about ``amount``
+    across = (np.arange(width, dtype=np.float32) - width / 2) * (math.cos(angle) / reach)
+    down = (np.arange(height, dtype=np.float32) - height / 2) * (math.sin(angle) / reach)
+    factor = 1.0 + amount * (down[:, None] + across[None, :])
+    canvas[:] = np.clip(canvas * factor[..., None], 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class GarmentTruth:
     """What a picture's pixels are: ``mask`` (H x W uint8, ``TRUTH_VALUES``) and each garment's pattern type."""
@@ -546,18 +643,28 @@ class GarmentTruth:
 
 def _render(
     rng: np.random.Generator, background: np.ndarray, body: Body, outfit: Outfit, garment_kinds: dict[int, str | None],
-    truth: list | None = None,
+    truth: list | None = None, hard: HardLooks | None = None, hard_rng: np.random.Generator | None = None,
 ) -> tuple[Image.Image, dict[int, Box]]:
-    """Draw one figure; ``truth``, when given, receives its ``GarmentTruth`` (no extra random draws)."""
+    """Draw one figure; ``truth``, when given, receives its ``GarmentTruth`` (no extra random draws).
+
+    ``hard`` (``HardLooks``) draws its own choices from ``hard_rng`` only, so ``rng`` gives the same
+    outfit, colours and prints as without it.
+    """
     height, width = background.shape[:2]
     label_image = Image.new("L", (width, height), BACKGROUND)
     draw_figure(ImageDraw.Draw(label_image), body, outfit)
     labels = np.asarray(label_image)
     canvas = background.copy()
     kinds: dict[int, str] = {}
+    skin = continuous_skin_tone(hard_rng) if hard is not None and hard.continuous_skin else None
     boxes = _colour_labels(rng, canvas, labels, period=body.h * rng.uniform(0.015, 0.045), garments=garment_kinds,
-                           kinds_out=kinds)
+                           kinds_out=kinds, skin=skin)
     _shade(canvas, labels, body)
+    if hard is not None:
+        if hard_rng.random() < hard.close_background:
+            _backdrop_like_garment(hard_rng, canvas, labels)
+        if hard.lighting > 0:
+            _light_gradient(hard_rng, canvas, hard.lighting)
     if truth is not None:
         lut = np.zeros(256, np.uint8)
         for label, value in _TRUTH_OF_LABEL.items():
@@ -615,17 +722,29 @@ def render_runway_look(
 
 
 def render_runway_look_with_truth(
-    rng: np.random.Generator, size: tuple[int, int], outfit: str = "full"
+    rng: np.random.Generator, size: tuple[int, int], outfit: str = "full", hard: HardLooks | None = None
 ) -> tuple[Image.Image, list[tuple[int, Box]], GarmentTruth]:
-    """``render_runway_look`` plus the picture's ``GarmentTruth`` (true garment mask and pattern types)."""
+    """``render_runway_look`` plus the picture's ``GarmentTruth`` (true garment mask and pattern types).
+
+    ``hard`` (``HardLooks``, e.g. ``RUNWAY_HARD``) makes the look harder to segment; None or all off:
+    the same picture as before, draw for draw. Its choices come from a child generator
+    (``rng.spawn``, which leaves ``rng``'s stream alone): the same figure, outfit and prints, harder.
+    """
     if outfit not in ("full", "separates"):
         raise ValueError(f"outfit must be 'full' or 'separates', got {outfit!r}")
+    hard = hard if hard is not None and hard.any else None
     width, height = size
     background, horizon = runway_background(rng, size)
     h = height * rng.uniform(0.55, 0.95)
     feet = rng.uniform(max(horizon + 0.05 * height, h), height)
     cx = width * rng.uniform(0.25, 0.75)
     body = random_body(rng, cx, feet - h, h)
+    hard_rng = rng.spawn(1)[0] if hard is not None else None
+    if hard is not None:
+        if hard_rng.random() < hard.patterned_background:
+            _printed_wall(hard_rng, background, horizon)
+        crossed = tuple(side for side in (-1, 1) if hard_rng.random() < hard.crossed_arms)
+        body = PosedBody(**vars(body), crossed=crossed, reach=hard_rng.uniform(0.0, 0.06))
     long_hair = bool(rng.random() < 0.5)
     if outfit == "full":
         dressed = Outfit(None, None, random_full(rng, GARMENT_FULL, str(rng.choice(["dress", "dress", "jumpsuit", "coat"]))),
@@ -636,7 +755,7 @@ def render_runway_look_with_truth(
         dressed = Outfit(random_upper(rng, GARMENT_UPPER), lower, None, long_hair, bare_legs=lower.style != "trousers")
         kinds = {GARMENT_UPPER: None, GARMENT_LOWER: None}
     truth: list[GarmentTruth] = []
-    image, boxes = _render(rng, background, body, dressed, kinds, truth)
+    image, boxes = _render(rng, background, body, dressed, kinds, truth, hard, hard_rng)
     type_of = {GARMENT_UPPER: 1, GARMENT_LOWER: 2, GARMENT_FULL: 3}
     return image, [(type_of[label], box) for label, box in sorted(boxes.items())], truth[0]
 

@@ -12,6 +12,10 @@ original also writes ``<root>/masks[_scale<s>]/<hex>.png`` (the figure's ``Garme
 the original's size: 1 upper, 2 lower, 3 full-body garment, 4 other clothing, 5 skin, 6 hair) and
 ``<hex>.json`` (content, outfit, the pattern type of each garment). ``ensure_mask`` makes them on
 demand for any image, a copy's from its source's mask with the same crop, resize or border.
+
+Looks are drawn with ``figures.RUNWAY_HARD`` (continuous skin tones, light gradients, backdrops close
+to the garment's colour or printed, forearms across the body: issue 23); ``hard_looks=False`` draws
+the easier looks of before, into caches of their own (``..._easy``).
 """
 from __future__ import annotations
 
@@ -45,16 +49,19 @@ class ImageStore:
     """``draw_scale`` < 1 draws originals smaller and upscales them to the catalog size (as many
     re-uploaded Pinterest originals are): at 0.5 drawing costs about half, for softer originals."""
 
-    def __init__(self, root_dir: Path, catalog: SiteCatalog, draw_scale: float = DEFAULT_DRAW_SCALE):
+    def __init__(self, root_dir: Path, catalog: SiteCatalog, draw_scale: float = DEFAULT_DRAW_SCALE,
+                 hard_looks: bool = True):
         if not 0.1 <= draw_scale <= 1.0:
             raise ValueError(f"draw_scale must be in [0.1, 1], got {draw_scale}")
         self.draw_scale = draw_scale
-        # The scale changes the pixels, so each scale has its own cache.
-        self.root = Path(root_dir) / ("images" if draw_scale == 1.0 else f"images_scale{draw_scale:g}")
+        self.hard_looks = hard_looks
+        # The scale and the looks change the pixels, so each has its own cache.
+        suffix = ("" if draw_scale == 1.0 else f"_scale{draw_scale:g}") + ("" if hard_looks else "_easy")
+        self.root = Path(root_dir) / f"images{suffix}"
         self.catalog = catalog
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.mask_root = Path(root_dir) / ("masks" if draw_scale == 1.0 else f"masks_scale{draw_scale:g}")
+        self.mask_root = Path(root_dir) / f"masks{suffix}"
         self.rendered = 0  # originals drawn or derived by this process (not found in the cache)
         self.render_seconds = 0.0
 
@@ -97,7 +104,7 @@ class ImageStore:
             if path.exists() and path.with_suffix(".json").exists():
                 return path
             if spec.source_hex is None:
-                _image, truth = draw_with_truth(spec, self.draw_scale)
+                _image, truth = draw_with_truth(spec, self.draw_scale, self.hard_looks)
                 self._write_mask(spec, truth)
             else:
                 source = self.catalog.image(spec.source_hex)
@@ -120,10 +127,10 @@ class ImageStore:
     def _make_original(self, spec: ImageSpec, path: Path) -> None:
         started = time.perf_counter()
         if spec.source_hex is None:
-            data = encode(draw(spec, self.draw_scale), spec.original_ext, ORIGINAL_JPEG_QUALITY)
+            data = encode(draw(spec, self.draw_scale, self.hard_looks), spec.original_ext, ORIGINAL_JPEG_QUALITY)
             # Drawing gave the truth for free: write the mask now (cheap: one small PNG).
             with _drawn_truths_lock:
-                truth = _drawn_truths.pop((spec.hex, self.draw_scale), None)
+                truth = _drawn_truths.pop((spec.hex, self.draw_scale, self.hard_looks), None)
             if truth is not None and not self.mask_path(spec).exists():
                 self._write_mask(spec, truth)
         else:
@@ -149,28 +156,31 @@ class ImageStore:
         write_bytes(self.file_path(spec, size_name), encode(small, "jpg", RENDITION_JPEG_QUALITY))
 
 
-# (hex, scale) -> the truth of a picture ``draw`` just made, for the caller that writes its mask; bounded,
+# (hex, scale, hard_looks) -> the truth of a picture ``draw`` just made, for the caller that writes its mask; bounded,
 # because a caller that never asks (a thumbnail-only tool) must not grow it.
 _drawn_truths: dict[tuple[str, float], tuple[Image.Image, dict]] = {}
 _DRAWN_TRUTHS_MAX = 64
 _drawn_truths_lock = threading.Lock()  # the server draws on several threads
 
 
-def draw(spec: ImageSpec, scale: float = 1.0) -> Image.Image:
+def draw(spec: ImageSpec, scale: float = 1.0, hard_looks: bool = True) -> Image.Image:
     """Draw a runway look or a distractor with the shared synthetic figure renderer, at ``spec.size``.
 
     The picture's truth (``draw_with_truth``) is left in ``_drawn_truths`` for ``ImageStore`` to write.
     """
-    image, truth = draw_with_truth(spec, scale)
+    image, truth = draw_with_truth(spec, scale, hard_looks)
     with _drawn_truths_lock:
         while len(_drawn_truths) >= _DRAWN_TRUTHS_MAX:
             _drawn_truths.pop(next(iter(_drawn_truths)))
-        _drawn_truths[(spec.hex, scale)] = truth
+        _drawn_truths[(spec.hex, scale, hard_looks)] = truth
     return image
 
 
-def draw_with_truth(spec: ImageSpec, scale: float = 1.0) -> tuple[Image.Image, tuple[Image.Image, dict]]:
+def draw_with_truth(spec: ImageSpec, scale: float = 1.0, hard_looks: bool = True
+                    ) -> tuple[Image.Image, tuple[Image.Image, dict]]:
     """The picture and its truth: (mask as an "L" image at ``spec.size``, pattern type per garment).
+
+    ``hard_looks``: a look is drawn with ``figures.RUNWAY_HARD`` (False: the easier looks of before).
 
     A distractor has no labelled garment: its mask is all background and it has no patterns.
     """
@@ -179,7 +189,8 @@ def draw_with_truth(spec: ImageSpec, scale: float = 1.0) -> tuple[Image.Image, t
     rng = np.random.default_rng(spec.render_seed)
     size = (max(64, round(spec.size[0] * scale)), max(64, round(spec.size[1] * scale)))
     if spec.content == "look":
-        image, _boxes, truth = figures.render_runway_look_with_truth(rng, size, outfit=spec.outfit)
+        image, _boxes, truth = figures.render_runway_look_with_truth(
+            rng, size, outfit=spec.outfit, hard=figures.RUNWAY_HARD if hard_looks else None)
         mask, patterns = Image.fromarray(truth.mask, mode="L"), dict(truth.patterns)
     else:
         image = figures.render_distractor(rng, size, kind=spec.distractor_kind)
