@@ -230,3 +230,50 @@ def test_retuning_the_try_on_module_keeps_the_gmm_checkpoint():
     a, b = TrainConfig(method="viton"), TrainConfig(method="viton", alpha_reward=0.5, agnostic_image=True, num_downs=4)
     assert a.architecture("gmm") == b.architecture("gmm") and a.architecture("tom") != b.architecture("tom")
     assert a.architecture("gmm") != TrainConfig(method="viton", grid_size=3).architecture("gmm")
+
+
+def test_hidden_weight_weighs_the_loss_toward_the_rendered_region():
+    target = torch.zeros(1, 3, 32, 24)
+    hidden = torch.zeros(1, 1, 32, 24)
+    hidden[..., 8:24, 6:18] = 1.0
+    inside, outside = target.clone(), target.clone()
+    inside[..., 12:20, 9:15] = 0.5  # an error where the model renders
+    outside[..., 0:6, 0:6] = 0.5  # the same error where the agnostic image shows the person
+    plain, weighted = tom.TryOnLosses(), tom.TryOnLosses(hidden_weight=3.0)
+    assert weighted.names == ["L1 (hidden region x4)", "SSIM (hidden region x4)"]
+    assert float(weighted(inside, target, hidden)) > float(plain(inside, target, hidden))
+    assert float(weighted(outside, target, hidden)) < float(plain(outside, target, hidden))
+    l1_only = tom.TryOnLosses(ssim_weight=0.0, hidden_weight=3.0)  # 48 pixels off by 0.5, all of them weighted 4
+    assert float(l1_only(inside, target, hidden)) == pytest.approx(4 * 0.5 * 48 / (768 + 3 * 192), rel=1e-5)
+    assert float(plain(inside, target, hidden)) == pytest.approx(float(plain(inside, target)))  # 0: CP-VTON's mean
+    assert float(weighted(target, target, hidden)) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="hidden_weight"):
+        TrainConfig(hidden_weight=-1)
+
+
+@pytest.mark.slow
+def test_render_height_trains_the_try_on_module_at_its_own_size(dataset, arrays, tmp_path):
+    """The GMM at 64 x 48, the TOM (and the encoder-decoder) at 128 x 96 on the GMM's TPS evaluated there; the
+    GMM is the one a single-size run trains, and the predictor runs each module at its own size."""
+    big = inputs.load_training(dataset, 2 * H, 2 * W)
+    config = TrainConfig(method="viton", steps=2, gmm_steps=2, render_height=2 * H, hidden_weight=1.0, **TINY)
+    with pytest.raises(ValueError, match="render_height 128 needs the pairs read at that height"):
+        train.train(arrays, tmp_path / "none", config, log=_quiet)
+    result = train.train(arrays, tmp_path / "two", config, log=_quiet, render_arrays=big)
+    single = train.train(arrays, tmp_path / "one", TrainConfig(**{**config.__dict__, "render_height": 0}), log=_quiet)
+    saved = torch.load(tmp_path / "two" / MODEL_NAME, weights_only=False)
+    assert saved["sizes"] == {"gmm": [H, W], "tom": [2 * H, 2 * W]} and (saved["height"], saved["width"]) == (H, W)
+    assert saved["stage_configs"]["tom"]["num_downs"] == 5 and saved["stage_configs"]["gmm"]["num_downs"] == 4
+    one = _weights(tmp_path / "one" / MODEL_NAME)
+    for key, value in saved["state_dicts"]["gmm"].items():
+        assert torch.equal(value, one["gmm"][key]), key
+    assert result.stages[1].losses[0] == "L1 (hidden region x2)"
+    predictor = models.Predictor(tmp_path / "two" / MODEL_NAME)
+    assert predictor.render_size == (2 * H, 2 * W) and predictor.modules["tom"].unet.downs.__len__() == 5
+    sample = Layout(dataset, "test", 2 * H, 2 * W).load(read_pairs(dataset, "test")[0])
+    out = predictor.run(sample)
+    assert out["output"].shape == (2 * H, 2 * W, 3) and predictor._small_warp.shape[-2:] == (2 * H, 2 * W)
+    ed = train.train(arrays, tmp_path / "ed", TrainConfig(**{**config.__dict__, "method": "encoder_decoder"}),
+                     log=_quiet, render_arrays=big)
+    assert ed.config.num_downs == 5
+    assert models.Predictor(tmp_path / "ed" / MODEL_NAME).run(sample)["output"].shape == (2 * H, 2 * W, 3)

@@ -184,6 +184,7 @@ class Batch:
     worn: "object"  # N x 3 x H x W: the worn garment on white
     shown: "object" = None  # N x 3 x H x W: VITON-HD's agnostic person image (when asked for)
     keep: "object" = None  # N x 1 x H x W: 1 where ``shown`` shows the person
+    hidden: "object" = None  # N x 1 x H x W: the region the model must render (1 - keep; undilated without it)
 
 
 def batch(tensors: dict, index, radius: int, dilate: int = 0) -> Batch:
@@ -194,7 +195,8 @@ def batch(tensors: dict, index, radius: int, dilate: int = 0) -> Batch:
     shown, keep = agnostic_image(person, parse, dilate) if dilate else (None, None)
     return Batch(person=person, agnostic=agnostic(person, parse, tensors["keypoints"][index], radius),
                  cloth=unit(tensors["cloth"][index]), cloth_mask=tensors["cloth_mask"][index].unsqueeze(1).float(),
-                 worn_mask=mask, worn=worn_garment(person, mask), shown=shown, keep=keep)
+                 worn_mask=mask, worn=worn_garment(person, mask), shown=shown, keep=keep,
+                 hidden=1.0 - keep if keep is not None else hidden_region(parse, 0))
 
 
 def device_tensors(arrays: Arrays, device) -> dict:

@@ -13,6 +13,9 @@ Defaults are the papers' where the papers give them (0 means "the paper's value 
   not checked against it here).
 - The encoder-decoder baseline trains like the TOM (same U-Net, inputs but the warp, optimiser and schedule).
 - ``agnostic_image`` (VITON-HD, Choi et al. 2021) is off by default, as in CP-VTON.
+- ``render_height`` 0 (every stage at one size) and ``hidden_weight`` 0 (the picture loss a plain mean over the
+  picture), as in CP-VTON. Both are ours, for the demo: the TOM and the encoder-decoder may train at a larger
+  size than the GMM, and the picture loss may weigh the hidden region (what the model must render) more.
 The demo uses its own, much shorter settings (``tryon/model_assets.py``), measured to fit the CPU budget.
 """
 from __future__ import annotations
@@ -33,7 +36,8 @@ def checkpoint_name(stage: str) -> str:
 
 
 TOM_ONLY = {"num_downs", "l1", "ssim", "vgg", "vgg_weights", "agnostic_image", "alpha_reward", "alpha_tv",
-            "alpha_to_warp_mask", "gamma_id", "gamma_cyc", "ndf"}
+            "alpha_to_warp_mask", "gamma_id", "gamma_cyc", "ndf", "render_height", "hidden_weight"}
+RENDER_STAGES = ("tom", "encoder_decoder")  # the stages ``render_height`` applies to
 
 
 @dataclass
@@ -52,6 +56,14 @@ class TrainConfig:
     # VITON-HD's clothing-agnostic person image as a further TOM / encoder-decoder input, its shown pixels kept
     # (``tryon.inputs``); off: CP-VTON's representation only (its TOM must guess background and trousers)
     agnostic_image: bool = False
+    # the TOM and the encoder-decoder train at this height (width 3/4 of it), the GMM at the trainer's --height,
+    # its TPS evaluated at this size (a smooth map in [-1, 1] coordinates); 0: every stage at --height (CP-VTON).
+    # CAGAN ignores it.
+    render_height: int = 0
+    # TOM / encoder-decoder picture loss weighted by 1 + hidden_weight on the hidden region (the upper body the
+    # model renders; with the agnostic image the rest is the person's own pixels, whose error is 0); 0: a plain
+    # mean over the picture (CP-VTON)
+    hidden_weight: float = 0.0
     grid_size: int = 5
     radius: int = 0  # pose squares; 0: 5 scaled from 256 px to the height
     l1: float = 1.0
@@ -74,9 +86,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        for name in ("steps", "gmm_steps", "num_downs", "radius", "max_train"):
+        for name in ("steps", "gmm_steps", "num_downs", "radius", "max_train", "render_height"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.hidden_weight < 0:
+            raise ValueError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
         if self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
             raise ValueError("batch_size, checkpoint_every and log_every must be >= 1")
 

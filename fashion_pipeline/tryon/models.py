@@ -1,9 +1,10 @@
 """Trained try-on models as report methods (``baselines.Method``): ``viton`` (GMM + TOM), ``viton_warp`` (the GMM's
 warp pasted, no TOM), ``encoder_decoder`` and ``cagan``.
 
-A model may be trained at a smaller size than the pairs it is scored on (the demo trains at 64 x 48 and scores at
-128 x 96, to fit its CPU budget). The inputs are then shrunk to the model's size, and the outputs are put back
-at the pair's size as each architecture allows:
+A model may be trained at a smaller size than the pairs it is scored on (the demo trains the GMM and CAGAN at
+64 x 48 and scores at 128 x 96, to fit its CPU budget; with ``render_height`` the TOM and the encoder-decoder
+have their own size). The inputs are then shrunk to each module's size, and the outputs are put back at the
+pair's size as each architecture allows:
 - the TPS is a smooth function in [-1, 1] coordinates, so the GMM's predicted control points are evaluated at the
   full size and the product is sampled there: the warped garment is as sharp as the product picture;
 - the TOM's rendered person and mask, the encoder-decoder's picture and CAGAN's alpha and x_tilde are enlarged
@@ -63,14 +64,22 @@ class Predictor:
         self.torch = torch
         self.modules, saved = train.load_model(path, device)
         self.method, self.device = saved["method"], device
-        self.height, self.width = saved["height"], saved["width"]
+        self.height, self.width = saved["height"], saved["width"]  # the first stage's (the GMM's for viton)
         self.config = train.TrainConfig(**saved["config"])
+        render = {"viton": "tom", "encoder_decoder": "encoder_decoder"}.get(self.method)
+        # the TOM's / encoder-decoder's own size and settings (the same as the above unless render_height was set)
+        self.render_config = train.TrainConfig(**saved.get("stage_configs", {}).get(render, saved["config"]))
+        self.render_size = tuple(saved.get("sizes", {}).get(render, (self.height, self.width)))
+        self._tps = {}
         self.cloth_root = cloth_root  # the dataset root: CAGAN needs the person's own product (cloth/<person>)
 
-    def _batch(self, sample: Sample, cloth: np.ndarray | None = None):
+    def _batch(self, sample: Sample, cloth: np.ndarray | None = None, render: bool = False):
+        """The pair as a batch of one at the first stage's size, or (``render``) the TOM's / encoder-decoder's."""
         from fashion_pipeline.tryon import inputs
 
-        torch, h, w = self.torch, self.height, self.width
+        torch = self.torch
+        h, w = self.render_size if render else (self.height, self.width)
+        config = self.render_config if render else self.config
         big_h, big_w = sample.person.shape[:2]
         keypoints = sample.keypoints.copy()
         keypoints[:, 0] *= w / big_w
@@ -82,8 +91,8 @@ class Predictor:
         device_tensors = {k: torch.from_numpy(np.array(v)).to(self.device) for k, v in tensors.items()}  # a writable copy
         from fashion_pipeline.tryon.train import dilate
 
-        return inputs.batch(device_tensors, torch.zeros(1, dtype=torch.long, device=self.device), self.config.radius,
-                            dilate(self.config, h))
+        return inputs.batch(device_tensors, torch.zeros(1, dtype=torch.long, device=self.device), config.radius,
+                            dilate(config, h))
 
     def _keep_full(self, sample: Sample):
         """The agnostic image's shown region at the pair's size (None without the agnostic image)."""
@@ -106,17 +115,28 @@ class Predictor:
             return tensor
         return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)
 
+    def _grid(self, theta, height: int, width: int):
+        """The GMM's TPS evaluated at any size (its matrix solved once per size)."""
+        from fashion_pipeline.tryon import gmm
+
+        if (height, width) not in self._tps:
+            self._tps[height, width] = gmm.TpsGrid(height, width, self.config.grid_size).to(self.device)
+        return self._tps[height, width](theta)
+
     def warp(self, sample: Sample):
-        """The GMM's warp at the pair's size: (warped product N x 3 x H x W, warped mask, grid 1 x H x W x 2)."""
+        """The GMM's warp at the pair's size: (warped product N x 3 x H x W, warped mask, grid 1 x H x W x 2, the
+        TOM's batch). Also keeps ``_small_warp``: the product warped at the TOM's size, what it was trained on."""
         from fashion_pipeline.tryon import gmm
 
         batch = self._batch(sample)
         height, width = sample.person.shape[:2]
         model = self.modules["gmm"]
         small_grid, theta = model(batch.agnostic, batch.cloth)
-        self._small_warp = gmm.warp(batch.cloth, small_grid, "border")  # what the TOM was trained on
-        full = gmm.TpsGrid(height, width, self.config.grid_size).to(self.device)
-        grid = full(theta)
+        if self.render_size != (self.height, self.width):
+            batch = self._batch(sample, render=True)
+            small_grid = self._grid(theta, *self.render_size)
+        self._small_warp = gmm.warp(batch.cloth, small_grid, "border")
+        grid = self._grid(theta, height, width)
         cloth = self._full(sample.cloth)
         mask = self.torch.from_numpy(sample.cloth_mask.astype(np.float32)).to(self.device)[None, None]
         return gmm.warp(cloth, grid, "border"), gmm.warp(mask, grid, "zeros"), grid, batch
@@ -136,7 +156,7 @@ class Predictor:
                 return {"output": inputs.to_uint8(output)[0], "warped": inputs.to_uint8(cloth)[0],
                         "warped_mask": mask[0, 0].cpu().numpy(), "grid": grid[0], "alpha": alpha_full[0, 0].cpu().numpy()}
             if self.method == "encoder_decoder":
-                batch = self._batch(sample)
+                batch = self._batch(sample, render=True)
                 raw = self._up(self.modules["encoder_decoder"].raw(batch.agnostic, batch.cloth, batch.shown), height, width)
                 output = tom.keep_shown(raw, None, self._full(sample.person), self._keep_full(sample))[0]
                 return {"output": inputs.to_uint8(output)[0], "warped": None, "alpha": None}

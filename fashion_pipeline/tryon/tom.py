@@ -133,8 +133,16 @@ def _gaussian(sigma: float = 1.5, taps: int = 11, device=None):
     return g / g.sum()
 
 
-def ssim(a, b):
-    """Mean SSIM of two N x C x H x W batches in [-1, 1] (valid windows only, the metric's constants)."""
+def _weighted_mean(values, weight):
+    """Mean of ``values`` (N x C x h x w) under ``weight`` (N x 1 x h x w), or the plain mean without one."""
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / (weight.sum() * values.shape[1])
+
+
+def ssim(a, b, weight=None):
+    """Mean SSIM of two N x C x H x W batches in [-1, 1] (valid windows only, the metric's constants); ``weight``
+    (N x 1 x H x W) weighs each window by its centre pixel's weight."""
     x, y = (a + 1.0) / 2.0, (b + 1.0) / 2.0
     channels = x.shape[1]
     g = _gaussian(device=x.device)
@@ -150,7 +158,10 @@ def ssim(a, b):
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    return value.mean()
+    if weight is not None:
+        pad = g.numel() // 2
+        weight = weight[..., pad:weight.shape[-2] - pad, pad:weight.shape[-1] - pad]
+    return _weighted_mean(value, weight)
 
 
 def total_variation(mask):
@@ -191,20 +202,27 @@ class Perceptual(nn.Module):
 
 
 class TryOnLosses:
-    """The picture loss: l1 * L1 + ssim * (1 - SSIM) [+ vgg * perceptual when weights are configured]."""
+    """The picture loss: l1 * L1 + ssim * (1 - SSIM) [+ vgg * perceptual when weights are configured]. With
+    ``hidden_weight`` > 0, L1 and SSIM are means weighted by 1 + hidden_weight on the region the model renders
+    (``inputs.Batch.hidden``): with the agnostic image everything else is the person's own pixels (error 0), so
+    a plain mean dilutes the rendering error by the shown area, against the mask terms (not in CP-VTON)."""
 
     def __init__(self, l1: float = 1.0, ssim_weight: float = 1.0, vgg: float = 1.0, vgg_weights: str = "",
-                 device=None):
-        self.l1, self.ssim_weight, self.vgg = l1, ssim_weight, vgg
+                 device=None, hidden_weight: float = 0.0):
+        self.l1, self.ssim_weight, self.vgg, self.hidden_weight = l1, ssim_weight, vgg, hidden_weight
         self.perceptual = Perceptual(vgg_weights).to(device) if vgg_weights and vgg > 0 else None
 
     @property
     def names(self) -> list[str]:
         names = [name for name, weight in (("L1", self.l1), ("SSIM", self.ssim_weight)) if weight > 0]
+        if self.hidden_weight > 0:
+            names = [f"{name} (hidden region x{1 + self.hidden_weight:g})" for name in names]
         return names + (["VGG-19 perceptual"] if self.perceptual is not None else [])
 
-    def __call__(self, output, target):
-        loss = self.l1 * F.l1_loss(output, target) + self.ssim_weight * (1.0 - ssim(output, target))
+    def __call__(self, output, target, hidden=None):
+        weight = 1.0 + self.hidden_weight * hidden if self.hidden_weight > 0 and hidden is not None else None
+        loss = (self.l1 * _weighted_mean((output - target).abs(), weight)
+                + self.ssim_weight * (1.0 - ssim(output, target, weight)))
         if self.perceptual is not None:
             loss = loss + self.vgg * self.perceptual(output, target)
         return loss

@@ -13,6 +13,9 @@ reporting through Dagster Pipes when an asset launched it (``tryon/model_assets.
   normalises per rank. The losses are averaged over the ranks before the finiteness check, so all ranks stop
   together (``TrainingDiverged``, exit 2). ``--inject-nan RANK:STEP`` poisons one rank's loss to test it.
 - Learning rate: constant for ``constant_fraction`` of a stage's steps, then linearly to 0 (CP-VTON's schedule).
+- Sizes: every stage trains at ``--height``, unless ``render_height`` is set: the TOM and the encoder-decoder
+  then train on the pairs read at that height, the TOM's warp being the frozen GMM's TPS (predicted at
+  ``--height``) evaluated at the larger size, as ``tryon.models`` does when it scores.
 
 ``python -m fashion_pipeline.tryon.train --root /tmp/tryon --height 128 --out /tmp/viton --method viton --steps 300``
 """
@@ -36,8 +39,9 @@ from torch.nn import functional as F  # noqa: E402
 from fashion_pipeline.common import atomic  # noqa: E402
 from fashion_pipeline.common.device import pick_device  # noqa: E402
 from fashion_pipeline.tryon import cagan, gmm, inputs, tom  # noqa: E402
+from fashion_pipeline.common.fingerprint import combine  # noqa: E402
 from fashion_pipeline.tryon.model_settings import (  # noqa: E402
-    HISTORY_NAME, MODEL_NAME, TrainConfig, checkpoint_name,
+    HISTORY_NAME, MODEL_NAME, RENDER_STAGES, TrainConfig, checkpoint_name,
 )
 
 
@@ -90,7 +94,9 @@ class Stage:
     """One stage's models, optimisers, data and RNG; ``step()`` runs one optimiser step (all ranks)."""
 
     def __init__(self, stage: str, arrays: inputs.Arrays, config: TrainConfig, device: torch.device, rank: int,
-                 world_size: int, frozen: Optional[dict] = None, inject_nan: Optional[tuple[int, int]] = None):
+                 world_size: int, frozen: Optional[dict] = None, inject_nan: Optional[tuple[int, int]] = None,
+                 gmm_input: Optional[tuple[inputs.Arrays, TrainConfig]] = None):
+        """``gmm_input``: the TOM's frozen GMM sees these arrays (same pairs, its own size) with its config."""
         self.name, self.config, self.device = stage, config, device
         self.rank, self.world_size, self.inject_nan = rank, world_size, inject_nan
         height, width = arrays.size
@@ -107,8 +113,12 @@ class Stage:
                                                                 lr=config.learning_rate(), betas=betas)
         decay = linear_decay(self.total_steps, config.constant_fraction)
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, decay) for k, o in self.optimizers.items()}
-        self.losses = tom.TryOnLosses(config.l1, config.ssim, config.vgg, config.vgg_weights, device)
+        self.losses = tom.TryOnLosses(config.l1, config.ssim, config.vgg, config.vgg_weights, device, config.hidden_weight)
         self.data = inputs.device_tensors(arrays, device)
+        self.gmm_data = self.gmm_config = self.tps = None
+        if gmm_input is not None and gmm_input[0].size != arrays.size:
+            self.gmm_data, self.gmm_config = inputs.device_tensors(gmm_input[0], device), gmm_input[1]
+            self.tps = gmm.TpsGrid(height, width, gmm_input[1].grid_size).to(device)
         self.count = len(arrays)
         self.order_rng = torch.Generator().manual_seed(config.seed)
         self.steps_done = 0  # in this run, for --inject-nan
@@ -138,6 +148,7 @@ class Stage:
         for model in self.models.values():
             model.train()
         batch = inputs.batch(self.data, index, self.config.radius, dilate(self.config, self.data["person"].shape[1]))
+        self._index = index
         if self.name == "cagan":
             stats = self._cagan_step(batch, inputs.unit(self.data["cloth"][partner]), share)
         else:
@@ -172,15 +183,20 @@ class Stage:
         return {**losses, "total": total}
 
     def warped(self, batch):
+        """The frozen GMM's warp of the batch's product (at the GMM's size, or its TPS evaluated at this stage's)."""
         with torch.no_grad():
             model = self.frozen["gmm"].eval()
-            grid, _ = model(batch.agnostic, batch.cloth)
+            if self.gmm_data is None:
+                grid, _ = model(batch.agnostic, batch.cloth)
+            else:
+                small = inputs.batch(self.gmm_data, self._index, self.gmm_config.radius)
+                grid = self.tps(model(small.agnostic, small.cloth)[1])
             return gmm.warp(batch.cloth, grid, "border"), gmm.warp(batch.cloth_mask, grid, "zeros")
 
     def _tom_loss(self, batch) -> dict:
         cloth, mask = self.warped(batch)
         output, _, alpha = self.models["tom"](batch.agnostic, cloth, batch.shown, batch.keep)
-        picture = self.losses(output, batch.person)
+        picture = self.losses(output, batch.person, batch.hidden)
         reward, smooth = alpha.mean(), tom.total_variation(alpha)
         total = picture - self.config.alpha_reward * reward + self.config.alpha_tv * smooth
         losses = {"picture": picture, "alpha_mean": reward, "alpha_tv": smooth}
@@ -191,7 +207,7 @@ class Stage:
 
     def _encoder_decoder_loss(self, batch) -> dict:
         output = self.models["encoder_decoder"](batch.agnostic, batch.cloth, batch.shown, batch.keep)
-        picture = self.losses(output, batch.person)
+        picture = self.losses(output, batch.person, batch.hidden)
         return {"picture": picture, "total": picture}
 
     def _cagan_step(self, batch, wanted, share: float) -> dict:
@@ -338,36 +354,59 @@ def run_stage(stage: Stage, out_dir: Path, fingerprint: str, log, rank: int,
     return StageResult(stage.name, stage.total_steps, start, time.perf_counter() - started, history, stage.loss_names)
 
 
+def stage_arrays(config: TrainConfig, arrays: inputs.Arrays, render_arrays: Optional[inputs.Arrays]) -> dict:
+    """{stage: the arrays it trains on}: the render stages on ``render_arrays`` when ``render_height`` is set."""
+    if config.render_height and config.method != "cagan" and config.render_height != arrays.size[0]:
+        if render_arrays is None or render_arrays.size[0] != config.render_height:
+            got = "none" if render_arrays is None else f"{render_arrays.size[0]} px high"
+            raise ValueError(f"render_height {config.render_height} needs the pairs read at that height, got {got}")
+        if render_arrays.names != arrays.names:
+            raise ValueError("render_arrays must hold the same pairs, in the same order, as arrays")
+        return {stage: render_arrays if stage in RENDER_STAGES else arrays for stage in config.stages}
+    return {stage: arrays for stage in config.stages}
+
+
 def train(arrays: inputs.Arrays, out_dir: str | Path, config: TrainConfig = TrainConfig(), log: Callable = print,
-          inject_nan: Optional[tuple[int, int]] = None, on_step: Optional[Callable[[str, int], None]] = None) -> TrainResult:
+          inject_nan: Optional[tuple[int, int]] = None, on_step: Optional[Callable[[str, int], None]] = None,
+          render_arrays: Optional[inputs.Arrays] = None) -> TrainResult:
     """Train (or resume) ``config.method`` on ``arrays`` into ``out_dir``; rank 0 writes the files.
-    ``on_step(stage, steps_done)`` is called after each step (and its checkpoint), e.g. to stop a test run."""
+    ``on_step(stage, steps_done)`` is called after each step (and its checkpoint), e.g. to stop a test run.
+    ``render_arrays``: the same pairs at ``config.render_height``, for the TOM / encoder-decoder."""
     if len(arrays) < 2:
         raise ValueError(f"a try-on model needs at least 2 training pairs, got {len(arrays)}")
     out_dir = Path(out_dir)
-    height, width = arrays.size
-    config = resolved(config, height)
+    per_stage = stage_arrays(config, arrays, render_arrays)
+    configs = {stage: resolved(config, data.size[0]) for stage, data in per_stage.items()}
     rank, world_size = _process_group()
     device = torch.device("cuda", torch.cuda.current_device()) if world_size > 1 and torch.cuda.is_available() \
         else pick_device(config.device)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = arrays.fingerprint()
+    fingerprints = {stage: data.fingerprint() for stage, data in per_stage.items()}
+    if "gmm" in per_stage and per_stage["tom"] is not arrays:  # the TOM also sees the GMM's arrays
+        fingerprints["tom"] = combine([fingerprints["gmm"], fingerprints["tom"]])
     frozen, results = {}, []
     for name in config.stages:
-        stage = Stage(name, arrays, config, device, rank, world_size, frozen, inject_nan)
-        results.append(run_stage(stage, out_dir, fingerprint, log, rank, on_step))
+        gmm_input = (per_stage["gmm"], configs["gmm"]) if name == "tom" else None
+        stage = Stage(name, per_stage[name], configs[name], device, rank, world_size, frozen, inject_nan, gmm_input)
+        results.append(run_stage(stage, out_dir, fingerprints[name], log, rank, on_step))
         frozen.update(stage.models)
     if rank == 0:
-        save_model(out_dir, config, frozen, height, width, results, fingerprint)
-    return TrainResult(config.method, results, out_dir, world_size, str(device), config)
+        save_model(out_dir, configs, frozen, {s: d.size for s, d in per_stage.items()}, results, fingerprints)
+    return TrainResult(config.method, results, out_dir, world_size, str(device), configs[config.stages[-1]])
 
 
-def save_model(out_dir: Path, config: TrainConfig, models: dict, height: int, width: int, results: list,
-               fingerprint: str) -> None:
+def save_model(out_dir: Path, configs: dict, models: dict, sizes: dict, results: list, fingerprints: dict) -> None:
+    """``model.pt``: the modules; ``config``, ``height`` and ``width`` are the first stage's (the GMM's for viton),
+    ``stage_configs`` and ``sizes`` each stage's (they differ with ``render_height``)."""
     keep = {k: m for k, m in models.items() if k != "discriminator"}
+    first = next(iter(configs))
+    config, (height, width) = configs[first], sizes[first]
+    fingerprint = combine([fingerprints[s] for s in configs]) if len(set(fingerprints.values())) > 1 else fingerprints[first]
     atomic.torch_save(out_dir / MODEL_NAME, {"method": config.method, "config": dataclasses.asdict(config),
                                              "height": height, "width": width, "fingerprint": fingerprint,
+                                             "stage_configs": {s: dataclasses.asdict(c) for s, c in configs.items()},
+                                             "sizes": {s: list(size) for s, size in sizes.items()},
                                              "state_dicts": _to_host({k: m.state_dict() for k, m in keep.items()})})
     atomic.write_json(out_dir / HISTORY_NAME, {"config": dataclasses.asdict(config), "fingerprint": fingerprint,
                                                "stages": {r.stage: {"steps": r.steps, "losses": r.losses,
@@ -380,7 +419,9 @@ def load_model(path: str | Path, device="cpu") -> tuple[dict, dict]:
     config = TrainConfig(**saved["config"])
     modules = {}
     for stage in config.stages:
-        for name, module in build_models(config, stage, saved["height"], saved["width"]).items():
+        stage_config = TrainConfig(**saved.get("stage_configs", {}).get(stage, saved["config"]))
+        height, width = saved.get("sizes", {}).get(stage, (saved["height"], saved["width"]))
+        for name, module in build_models(stage_config, stage, height, width).items():
             if name in saved["state_dicts"]:
                 module.load_state_dict(saved["state_dicts"][name])
                 modules[name] = module.to(device).eval()
@@ -391,7 +432,8 @@ def run_metadata(result: TrainResult, seconds: float) -> dict:
     config = result.config
     metadata = {"method": result.method, "world_size": result.world_size, "device": result.device,
                 "seconds": round(seconds, 1), "batch_size": config.batch_size, "lr": config.learning_rate(),
-                "num_downs": config.num_downs, "ngf": config.ngf,
+                "num_downs": config.num_downs, "ngf": config.ngf, "render_height": config.render_height,
+                "hidden_weight": config.hidden_weight,
                 "losses": "; ".join(f"{r.stage}: {', '.join(r.losses)}" for r in result.stages),
                 "perceptual_loss": "VGG-19 from " + config.vgg_weights if config.vgg_weights else
                                    "none (no local VGG weights configured): L1 + SSIM"}
@@ -448,11 +490,14 @@ def main(argv: Optional[list[str]] = None) -> None:
             try:
                 config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
                 arrays = inputs.load_training(args.root, args.height, args.height * 3 // 4, config.max_train)
+                render = config.render_height if config.method != "cagan" and config.render_height not in (0, args.height) else 0
+                render_arrays = inputs.load_training(args.root, render, render * 3 // 4, config.max_train) if render else None
             except (LayoutError, ValueError) as error:
                 raise BadInput(str(error)) from error
             log = reporter.log if rank == 0 else (lambda message: None)
             started = time.perf_counter()
-            result = train(arrays, args.out, config, log=log, inject_nan=parse_fault(args.inject_nan))
+            result = train(arrays, args.out, config, log=log, inject_nan=parse_fault(args.inject_nan),
+                           render_arrays=render_arrays)
             if rank == 0:
                 metadata = run_metadata(result, time.perf_counter() - started)
                 reporter.report_metadata(metadata)
