@@ -12,9 +12,10 @@ tell them apart. This module describes each patch by its grey-level structure on
   and dots none;
 - its log contrast (the grey level's standard deviation), which separates solids from prints.
 
-The descriptors are standardised on the reference set (the real patches), and two sets are
-compared with KID's estimator (unbiased MMD^2, cubic polynomial kernel, over random subsets):
-``structure_kid``. Lower is closer; like KID it is near 0 for two samples of one distribution.
+Two sets are compared by the unbiased MMD^2 of their descriptors with a Gaussian kernel whose width
+is the median distance within the reference set (the real patches), averaged over random subsets as
+KID is: ``structure_mmd``. It is bounded (at most 2); lower is closer, near 0 for two samples of one
+distribution.
 ``blurred`` makes the baseline a generator must beat: the reals themselves, blurred so that their
 colours stay and their structure goes.
 
