@@ -229,7 +229,7 @@ def test_pattern_dcgan_defaults_are_the_posters_and_the_demo_fits():
     assert set(per_category) <= set(patches.DEFAULT_CATEGORIES)  # names the embedded data's partitions
     steps = [per_category.get(category, demo["steps"]) for category in patches.DEFAULT_CATEGORIES]
     # the five categories' steps x batch x width must fit the 2-core demo (measured: about 0.057 CPU-s per step at
-    # 16/16/16, so 7,800 steps are about 7.5 CPU-minutes; the former 5 x 1,000 were about 4.8)
-    assert sum(steps) * demo["batch_size"] * demo["ngf"] * demo["ndf"] <= 7800 * 16 * 16 * 16
-    assert max(steps) > demo["steps"]  # the prints that learn slowest (dots, florals) get more steps
+    # 16/16/16, so 9,200 steps are about 8.7 CPU-minutes, run side by side by the demo; the former 5 x 1,000 were 4.8)
+    assert sum(steps) * demo["batch_size"] * demo["ngf"] * demo["ndf"] <= 9200 * 16 * 16 * 16
+    assert max(steps) > demo["steps"]  # the prints that learn slowest (dots, florals, checks) get more steps
     assert demo["flip"] and "translation" in demo["diff_augment"]  # what made the textures learnable in the budget

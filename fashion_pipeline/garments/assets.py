@@ -600,7 +600,7 @@ DEMO_RUN_CONFIG = {
         # (bench/garment_masks.py); full resolution (the default, chosen for real photos) costs ~2.5x.
         "garment_masks": {"config": {"max_side": 384}},
         "pattern_patches": {"config": {"max_patches": 1024, "patches_per_crop": 16}},
-        "pattern_dcgan": {"config": {"steps": 1000, "category_steps": {"dots": 2400, "florals": 2400},
+        "pattern_dcgan": {"config": {"steps": 1000, "category_steps": {"dots": 2400, "florals": 2400, "checks": 2400},
                                      "batch_size": 16, "ngf": 16, "ndf": 16, "lr": 5e-4, "flip": True,
                                      "diff_augment": "translation", "kid_fakes": 64, "kid_reals": 128,
                                      "feature_input_size": 64, "kid_subsets": 50}},
