@@ -22,6 +22,7 @@ def test_originals_come_first_with_own_extension_then_the_others():
         f"{BASE}/originals/ab/cd/ef/abcdef.jpg",
         f"{BASE}/originals/ab/cd/ef/abcdef.png",
         f"{BASE}/originals/ab/cd/ef/abcdef.webp",
+        f"{BASE}/originals/ab/cd/ef/abcdef.gif",  # real boards have GIF originals
     ]
 
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 # Largest first: the order in which sized copies are tried when there is no original.
 SIZE_FOLDERS = ("736x", "474x", "236x")
-EXTENSIONS = (".jpg", ".png", ".webp")  # guessed only when the page names no original
+# Guessed only when the page names no original; real boards have GIF originals too (the saved board page
+# in fixtures/real/pinterest has 4 of 18), so .gif is guessed last.
+EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
 _SIZE_SEGMENT = re.compile(r"/(\d+)x(\d*)/")
 _EXTENSION = re.compile(r"\.(jpe?g|png|webp|gif)$", re.IGNORECASE)
 
