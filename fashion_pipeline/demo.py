@@ -9,10 +9,13 @@ On a machine without an accelerator the training steps' partitions run side by s
 own process (``--jobs``, default: up to 8 at once, CPU threads shared out among them): the demo's
 small trainers gain little from a second thread (a pattern DCGAN's wall time on 2 threads equals its
 CPU time on one), so two one-thread trainers do about twice the work of one two-thread trainer, and
-starting every partition at once leaves no long one running alone at the end. The ``gpu`` pool,
-which holds training to one step at a time on an accelerator, is widened to the number running for
-the step and put back afterwards. With CUDA, ``--jobs`` defaults to 1. A side-by-side step's
-seconds in the summary are wall times of processes sharing the CPU.
+starting every partition at once leaves no long one running alone at the end. The try-on branch
+(``BACKGROUND``: synthetic pairs, models, report; it needs nothing else of the chain) runs in its
+own process from the start, beside the scrape and the detector, which leave a core idle much of the
+time; ``tryon_showcase`` waits for it. The ``gpu`` pool, which holds training to one step at a time
+on an accelerator, is widened to ``--jobs`` for the chain and put back afterwards. With CUDA,
+``--jobs`` defaults to 1: the pool keeps one training step at a time, and the branch's training
+waits for the main chain's. Seconds in the summary are wall times of processes sharing the CPU.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +61,8 @@ CHAIN: list[tuple[str, object]] = [
     ("tryon_showcase", None),  # the trained viton model on held-out persons and runway crops, generated prints
 ]
 PARALLEL = {"dcgan", "pattern_dcgan", "tryon_model"}
+BACKGROUND = ["tryon_pairs", "tryon_model", "tryon_report"]
+WAITS_FOR_BACKGROUND = {"tryon_showcase"}
 TRAINING_POOL = "gpu"
 MAX_SIDE_BY_SIDE = 8
 
@@ -113,16 +119,44 @@ def default_jobs() -> int:
     return 1 if torch.cuda.is_available() else MAX_SIDE_BY_SIDE
 
 
+def _child(arguments: list[str], out: Path, env: dict | None = None, own_group: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "fashion_pipeline.demo", *arguments, "--summary-out", str(out)]
+    return subprocess.Popen(command, env={**os.environ, **(env or {})}, start_new_session=own_group)
+
+
+def _child_rows(process: subprocess.Popen, out: Path, label: str) -> list[dict]:
+    if process.wait() != 0 or not out.exists():
+        return [{"step": label, "success": False, "seconds": 0.0, "metadata_kb": 0.0}]
+    return json.loads(out.read_text())
+
+
 def _child_step(asset_name: str, key: str, threads: int, summary_dir: Path) -> list[dict]:
     """One partition in its own process (its own Dagster run, as a backfill's run worker would be)."""
     out = summary_dir / f"{asset_name}-{key}.json".replace("|", "_")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    command = [sys.executable, "-m", "fashion_pipeline.demo", "--only", asset_name, "--partition", key,
-               "--summary-out", str(out)]
-    code = subprocess.run(command, env=env).returncode
-    if code != 0 or not out.exists():
-        return [{"step": f"{asset_name}[{key}]", "success": False, "seconds": 0.0, "metadata_kb": 0.0}]
-    return json.loads(out.read_text())
+    process = _child(["--only", asset_name, "--partition", key], out,
+                     {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    return _child_rows(process, out, f"{asset_name}[{key}]")
+
+
+class _Background:
+    """The BACKGROUND branch in a child process, started at once and joined on demand."""
+
+    def __init__(self, jobs: int, summary_dir: Path):
+        self.out = summary_dir / "background.json"
+        # its own process group, so that stopping it also stops the trainers it started
+        self.process = _child(["--only", *BACKGROUND, "--jobs", str(jobs)], self.out, own_group=True)
+        self.rows: list[dict] | None = None
+
+    def join(self) -> list[dict]:
+        if self.rows is None:
+            print("[demo] waiting for the background branch (" + ", ".join(BACKGROUND) + ") ...", flush=True)
+            self.rows = _child_rows(self.process, self.out, "background: " + ", ".join(BACKGROUND))
+        return self.rows
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait()
 
 
 @contextlib.contextmanager
@@ -141,41 +175,71 @@ def _training_pool_widened(instance: dg.DagsterInstance, slots: int):
             storage.set_concurrency_slots(TRAINING_POOL, previous)
 
 
-def _run_side_by_side(asset_name: str, keys: list[str], jobs: int, instance) -> list[dict]:
+def _run_side_by_side(asset_name: str, keys: list[str], jobs: int) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     print(f"[demo] {asset_name}: {len(keys)} partitions, {jobs} at a time, {threads} thread(s) each", flush=True)
-    with tempfile.TemporaryDirectory(prefix="demo-summary-") as tmp, _training_pool_widened(instance, jobs), \
-            ThreadPoolExecutor(max_workers=jobs) as pool:
+    with tempfile.TemporaryDirectory(prefix="demo-summary-") as tmp, ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(lambda key: _child_step(asset_name, key, threads, Path(tmp)), keys))
     return [row for rows in results for row in rows]
 
 
+def _lookup(defs: dg.Definitions) -> dict:
+    return {a.key.to_user_string(): a for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+
+
+def _failed(rows: list[dict]) -> None:
+    failed = [row["step"] for row in rows if not row["success"]]
+    if failed:
+        raise SystemExit(f"demo step {', '.join(failed)} failed; see the run in `make dev`")
+
+
 def run_chain(only: list[str] | None = None, instance: dg.DagsterInstance | None = None,
-              partition: str | None = None, jobs: int = 1) -> list[dict]:
+              partition: str | None = None, jobs: int = 1, background: _Background | None = None) -> list[dict]:
+    """The chain in order; with ``background``, its steps are left to that process, joined before
+    the first step that needs them."""
     from fashion_pipeline.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
     assets = _assets_and_checks(defs)
-    by_name = {a.key.to_user_string(): a for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+    by_name = _lookup(defs)
     run_config = demo_run_config()
     summary = []
     for asset_name, partitions in CHAIN:
-        if only and asset_name not in only:
+        if (only and asset_name not in only) or (background and asset_name in BACKGROUND):
             continue
+        if background and asset_name in WAITS_FOR_BACKGROUND:
+            _failed(background.join())
         assets_def = by_name.get(asset_name)
         if assets_def is None:
             print(f"[demo] {asset_name}: not defined yet, skipped", flush=True)
             continue
         keys = [partition] if partition else _partition_keys(assets_def, partitions)
         if jobs > 1 and asset_name in PARALLEL and len(keys) > 1:
-            rows = _run_side_by_side(asset_name, keys, min(jobs, len(keys)), instance)
+            rows = _run_side_by_side(asset_name, keys, min(jobs, len(keys)))
         else:
             rows = [_materialize_one(assets, asset_name, key, instance, defs.resources, run_config) for key in keys]
         summary.extend(rows)
-        failed = [row["step"] for row in rows if not row["success"]]
-        if failed:
-            raise SystemExit(f"demo step {', '.join(failed)} failed; see the run in `make dev`")
+        _failed(rows)
+    if background:
+        summary.extend(background.join())
+        _failed(background.rows)
     return summary
+
+
+def _whole_chain(only: list[str] | None, jobs: int) -> list[dict]:
+    """The chain with the gpu pool widened to ``jobs`` and, for the full chain, the try-on branch
+    in the background."""
+    from fashion_pipeline.pinterest.assets import kept_between_runs
+
+    instance = dg.DagsterInstance.get()
+    with tempfile.TemporaryDirectory(prefix="demo-summary-") as tmp, _training_pool_widened(instance, jobs), \
+            kept_between_runs():  # one Chromium and one embedded site for all the brands, closed after the chain
+        background = _Background(jobs, Path(tmp)) if jobs > 1 and not only else None
+        try:
+            return run_chain(only, instance=instance, jobs=jobs, background=background)
+        finally:
+            if background:
+                background.stop()
 
 
 def _print_summary(summary: list[dict], total: float) -> None:
@@ -201,14 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--partition needs exactly one --only asset")
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     started = time.perf_counter()
-    if args.summary_out:
-        summary = run_chain(args.only, partition=args.partition)
+    jobs = args.jobs or default_jobs()
+    if args.summary_out:  # a child of a demo that holds the pool and the browser
+        summary = run_chain(args.only, partition=args.partition, jobs=jobs)
         args.summary_out.write_text(json.dumps(summary))
         return 0
-    from fashion_pipeline.pinterest.assets import kept_between_runs
-
-    with kept_between_runs():  # one Chromium and one embedded site for all the brands, closed after the chain
-        summary = run_chain(args.only, partition=args.partition, jobs=args.jobs or default_jobs())
+    if args.partition:
+        summary = run_chain(args.only, partition=args.partition)
+    else:
+        summary = _whole_chain(args.only, jobs)
     _print_summary(summary, time.perf_counter() - started)
     return 0
 
