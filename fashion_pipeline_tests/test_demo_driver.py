@@ -57,16 +57,16 @@ def _fake_chain(monkeypatch, seen):
     monkeypatch.setattr(demo, "_materialize_one", lambda assets, name, *rest: seen.append(name) or
                         {"step": name, "success": True, "seconds": 0.0, "metadata_kb": 0.0})
     monkeypatch.setattr(demo, "_assets_and_checks", lambda defs: [])
-
-
-def test_background_steps_are_left_to_the_branch_and_joined_before_the_step_that_needs_them(monkeypatch):
     import fashion_pipeline.definitions as definitions
 
-    seen = []
-    _fake_chain(monkeypatch, seen)
     monkeypatch.setattr(definitions, "defs", type("Defs", (), {"assets": [], "resources": {}, "asset_checks": []})())
     monkeypatch.setattr(demo, "_partition_keys", lambda assets_def, spec: [None])
     monkeypatch.setattr(demo, "_lookup", lambda defs: {name: object() for name in "abcd"})
+
+
+def test_background_steps_are_left_to_the_branch_and_joined_before_the_step_that_needs_them(monkeypatch):
+    seen = []
+    _fake_chain(monkeypatch, seen)
     background = _FakeBackground([{"step": "b", "success": True, "seconds": 1.0, "metadata_kb": 0.0}])
     rows = demo.run_chain(instance=object(), background=background)
     assert seen == ["a", "c", "d"]
@@ -74,13 +74,8 @@ def test_background_steps_are_left_to_the_branch_and_joined_before_the_step_that
 
 
 def test_a_failed_background_branch_stops_the_chain_before_the_step_that_needs_it(monkeypatch):
-    import fashion_pipeline.definitions as definitions
-
     seen = []
     _fake_chain(monkeypatch, seen)
-    monkeypatch.setattr(definitions, "defs", type("Defs", (), {"assets": [], "resources": {}, "asset_checks": []})())
-    monkeypatch.setattr(demo, "_partition_keys", lambda assets_def, spec: [None])
-    monkeypatch.setattr(demo, "_lookup", lambda defs: {name: object() for name in "abcd"})
     background = _FakeBackground([{"step": "background: b", "success": False, "seconds": 0.0, "metadata_kb": 0.0}])
     with pytest.raises(SystemExit, match="background: b"):
         demo.run_chain(instance=object(), background=background)
