@@ -26,6 +26,7 @@ BENCHMARKS = [
     "dcgan_throughput",
     "definitions_load",
     "garment_masks",
+    "openmp_wait_policy",
 ]
 
 HEADER = """# Benchmarks

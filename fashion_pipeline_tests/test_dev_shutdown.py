@@ -119,7 +119,10 @@ def test_stop_group_escalates_on_a_process_that_ignores_sigint_and_sigterm():
 
 
 def test_stop_group_needs_only_sigint_for_a_process_that_honours_it():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    time.sleep(0.5)
+    # Python's own SIGINT handler, installed even where the shell started the tests with SIGINT ignored (a
+    # background job without job control), which the child would inherit
+    code = "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    time.sleep(1.0)  # the handler is installed
     assert devserver.stop_group(child, grace_s=5.0, kill_after_s=6.0) == "SIGINT"
     assert not devserver.group_members(child.pid)
