@@ -52,9 +52,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-# Before torch starts OpenMP: idle threads sleep instead of spinning (3-5x faster on a shared CPU).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import torch  # noqa: E402  (after the OpenMP setting)
+import torch
 
 from fashion_pipeline.common.atomic import torch_save, write_bytes, write_json
 from fashion_pipeline.common import distributed

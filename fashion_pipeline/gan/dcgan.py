@@ -49,25 +49,22 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-# Before torch starts OpenMP: idle threads sleep instead of spinning (much faster on a shared CPU).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
-from fashion_pipeline.common import atomic  # noqa: E402
-from fashion_pipeline.gan.augment import diff_augment, parse_policy, random_flip  # noqa: E402
-from fashion_pipeline.common.device import pick_device  # noqa: E402
+from fashion_pipeline.common import atomic
+from fashion_pipeline.gan.augment import diff_augment, parse_policy, random_flip
+from fashion_pipeline.common.device import pick_device
 
-from fashion_pipeline.gan.settings import (  # noqa: E402,F401  (torch-free, for the Dagster layer)
+from fashion_pipeline.gan.settings import (  # noqa: F401  (torch-free, for the Dagster layer)
     CHECKPOINT_NAME, GENERATOR_NAME, HISTORY_NAME, IMAGE_SIZES, STAT_NAMES, TUTORIAL_LOG_EVERY, TrainConfig,
 )
 

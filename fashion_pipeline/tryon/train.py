@@ -25,22 +25,20 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import numpy as np
+import torch
+from torch.nn import functional as F
 
-from fashion_pipeline.common import atomic  # noqa: E402
-from fashion_pipeline.common.device import pick_device  # noqa: E402
-from fashion_pipeline.tryon import cagan, gmm, inputs, tom  # noqa: E402
-from fashion_pipeline.common.fingerprint import combine  # noqa: E402
-from fashion_pipeline.tryon.model_settings import (  # noqa: E402
+from fashion_pipeline.common import atomic
+from fashion_pipeline.common.device import pick_device
+from fashion_pipeline.tryon import cagan, gmm, inputs, tom
+from fashion_pipeline.common.fingerprint import combine
+from fashion_pipeline.tryon.model_settings import (
     HISTORY_NAME, MODEL_NAME, RENDER_STAGES, TrainConfig, checkpoint_name,
 )
 
