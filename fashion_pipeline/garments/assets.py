@@ -594,6 +594,7 @@ def resources() -> dict:
 # steps: at 1,000 they were faint spots and blobs; measured outside Dagster (trained on 75% of the patches,
 # 2026-12-01) KID against the held-out 25% went 0.60 -> 0.13 (dots) and 0.79 -> 0.24 (florals) from 1,000 to
 # 2,400 steps, and twice the width (ngf/ndf 32) at 1,000 steps cost more CPU (0.16 s a step) for less (0.17, 0.73).
+# Checks get 2,400 too, chosen by eye on a fresh-clone demo's fixed-noise fakes (in-sample; README).
 DEMO_RUN_CONFIG = {
     "ops": {
         # GrabCut at 384 px on the long side: the best work resolution on the embedded looks' tuning half
